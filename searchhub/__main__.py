@@ -1,0 +1,5 @@
+import sys
+
+from searchhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+-- name: ingest_document
+-- Writes a document (or, for a known external_id, its next version) and its queued index job in
+-- one statement. A re-post while a job is still queued joins that job: the partial unique index
+-- index_jobs_one_queued_per_document allows one queued job per document, and the conflict updates
+-- the version it will index. Returns the job actually answered (new or joined).
+-- $1 document id, $2 tenant id, $3 external_id, $4 title, $5 content, $6 content_type,
+-- $7 metadata, $8 job id (used only when no queued job exists).
+WITH doc AS (
+    INSERT INTO documents AS d (id, tenant_id, external_id, title, content, content_type, metadata)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT ON CONSTRAINT documents_tenant_external_id DO UPDATE
+        SET version      = d.version + 1,
+            title        = EXCLUDED.title,
+            content      = EXCLUDED.content,
+            content_type = EXCLUDED.content_type,
+            metadata     = EXCLUDED.metadata,
+            updated_at   = now()
+    RETURNING d.id, d.version
+), job AS (
+    INSERT INTO index_jobs AS j (id, tenant_id, document_id, document_version)
+    SELECT $8, $2, doc.id, doc.version FROM doc
+    ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
+        SET document_version = EXCLUDED.document_version,
+            updated_at       = now()
+    RETURNING j.id
+)
+SELECT doc.id AS document_id, job.id AS job_id, doc.version FROM doc, job;
+
+-- name: get_document
+-- One document with its latest job's id and status.
+SELECT d.id AS document_id, d.external_id, d.title, d.content_type, d.metadata, d.version,
+       lj.status, lj.id AS job_id, d.created_at, d.updated_at, d.indexed_at
+FROM documents d
+LEFT JOIN LATERAL (
+    SELECT j.id, j.status FROM index_jobs j
+    WHERE j.document_id = d.id
+    ORDER BY j.created_at DESC, j.id DESC
+    LIMIT 1
+) lj ON true
+WHERE d.id = $1 AND d.tenant_id = $2;
+
+-- name: delete_document
+-- Deletes a document; its jobs go with it (ON DELETE CASCADE), so a late delivery finds nothing.
+DELETE FROM documents WHERE id = $1 AND tenant_id = $2 RETURNING id;

@@ -1,0 +1,96 @@
+-- name: get_job
+SELECT id AS job_id, document_id, document_version, status, attempts, error,
+       created_at, started_at, finished_at
+FROM index_jobs
+WHERE id = $1 AND tenant_id = $2;
+
+-- name: list_jobs
+-- Newest first, keyset-paginated on (created_at, id).
+-- $1 tenant, $2 statuses or NULL for all, $3/$4 the cursor (created_at, id) or NULL, $5 limit.
+SELECT id AS job_id, document_id, document_version, status, attempts, error,
+       created_at, started_at, finished_at
+FROM index_jobs
+WHERE tenant_id = $1
+  AND ($2::text[] IS NULL OR status = ANY ($2::text[]))
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $5;
+
+-- name: retry_failed_job
+-- Re-drives a failed job as a new queued job for its document's latest version (failed jobs never
+-- move), joining a job already queued for that document. No row: not found, or not failed.
+-- $1 failed job id, $2 tenant, $3 new job id.
+WITH failed AS (
+    SELECT document_id FROM index_jobs
+    WHERE id = $1 AND tenant_id = $2 AND status = 'failed'
+)
+INSERT INTO index_jobs AS j (id, tenant_id, document_id, document_version)
+SELECT $3, $2, d.id, d.version
+FROM failed JOIN documents d ON d.id = failed.document_id
+ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
+    SET document_version = EXCLUDED.document_version,
+        updated_at       = now()
+RETURNING j.id AS job_id, j.document_id;
+
+-- name: claim_job
+-- queued -> processing for one delivery. No row: a duplicate or late delivery, or a deleted
+-- document. The job records the version it reads now, which is the document's latest.
+-- attempts is also this attempt's fencing token: later writes require it unchanged.
+-- $1 job id, $2 tenant, $3 document id, $4 lease seconds.
+UPDATE index_jobs j
+SET status           = 'processing',
+    attempts         = j.attempts + 1,
+    document_version = d.version,
+    started_at       = now(),
+    updated_at       = now(),
+    lease_expires_at = now() + make_interval(secs => $4)
+FROM documents d
+WHERE j.id = $1 AND j.tenant_id = $2 AND j.document_id = $3 AND j.status = 'queued'
+  AND d.id = j.document_id
+RETURNING j.attempts, d.version, d.title, d.content, d.content_type;
+
+-- name: renew_lease
+-- $1 job id, $2 attempt, $3 lease seconds. No row: the job was taken back; stop writing.
+UPDATE index_jobs
+SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+WHERE id = $1 AND status = 'processing' AND attempts = $2
+RETURNING id;
+
+-- name: complete_job
+-- processing -> indexed for this attempt only, and advance the document's indexed version, never
+-- backwards (an older job finishing late leaves a newer index alone).
+-- $1 job id, $2 attempt. Returns whether the job moved.
+WITH job AS (
+    UPDATE index_jobs
+    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+    WHERE id = $1 AND status = 'processing' AND attempts = $2
+    RETURNING document_id, document_version
+), doc AS (
+    UPDATE documents d
+    SET indexed_version = job.document_version, indexed_at = now()
+    FROM job
+    WHERE d.id = job.document_id AND (d.indexed_version IS NULL OR d.indexed_version < job.document_version)
+    RETURNING d.id
+)
+SELECT EXISTS (SELECT 1 FROM job) AS completed;
+
+-- name: requeue_job
+-- processing -> queued: this attempt failed and another is due (or the worker is stopping and hands
+-- the job back, $4 = 1 to not count the attempt). Refused while a newer job is queued for the
+-- document, which the one-queued-per-document index forbids: the caller then ends this job.
+-- $1 job id, $2 attempt, $3 error or NULL, $4 attempts to give back (0 or 1).
+UPDATE index_jobs j
+SET status = 'queued', error = coalesce($3, j.error), attempts = j.attempts - $4,
+    updated_at = now(), lease_expires_at = NULL
+WHERE j.id = $1 AND j.status = 'processing' AND j.attempts = $2
+  AND NOT EXISTS (
+      SELECT 1 FROM index_jobs q WHERE q.document_id = j.document_id AND q.status = 'queued'
+  )
+RETURNING j.id;
+
+-- name: fail_job
+-- processing -> failed with the error, for this attempt only. $1 job id, $2 attempt, $3 error.
+UPDATE index_jobs
+SET status = 'failed', error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+WHERE id = $1 AND status = 'processing' AND attempts = $2
+RETURNING id;

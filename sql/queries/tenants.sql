@@ -1,0 +1,26 @@
+-- name: create_tenant
+INSERT INTO tenants (name) VALUES ($1) RETURNING id;
+
+-- name: get_tenant_by_name
+SELECT id FROM tenants WHERE name = $1;
+
+-- name: create_api_key
+-- $1 tenant, $2 display prefix, $3 SHA-256 of the key.
+INSERT INTO api_keys (tenant_id, prefix, key_hash) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: authenticate
+-- The tenant of a live key, from the key's hash; touches last_used_at at most once a minute so
+-- that authentication is not a write on every request.
+WITH k AS (
+    SELECT id, tenant_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+), touched AS (
+    UPDATE api_keys a SET last_used_at = now()
+    FROM k
+    WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+)
+SELECT tenant_id FROM k;
+
+-- name: ensure_api_key
+-- Like create_api_key, but a key that exists already (the fixed dev key) is left as it is.
+INSERT INTO api_keys (tenant_id, prefix, key_hash) VALUES ($1, $2, $3)
+ON CONFLICT (key_hash) DO NOTHING;

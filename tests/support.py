@@ -1,0 +1,28 @@
+"""Helpers the tests share: polling with a deadline (never sleeping as synchronisation)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    timeout_s: float = 20.0,
+    what: str = "condition",
+) -> T:
+    """Polls ``probe`` until ``done(value)``; fails with the last value after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    value = await probe()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s; last value: {value!r}")
+        await asyncio.sleep(0.02)
+        value = await probe()
+    return value

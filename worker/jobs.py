@@ -1,0 +1,163 @@
+"""The arq job function: one delivery of one index job, from claim to its final state.
+
+arq delivers at least once and counts every start as a try, so the job's real state lives in
+PostgreSQL: each delivery claims the job with a filtered UPDATE, does the work, and ends it with
+another. The end of every attempt is logged and counted in exactly one place, ``_record``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from arq import Retry
+from loguru import logger
+
+from shared.db import is_unavailable
+from shared.schemas import IndexJobPayload
+from worker import pipeline, transitions
+from worker.context import CTX_KEY, WorkerContext
+from worker.metrics import JOB_DURATION, JOBS
+
+#: Outcomes of an attempt: the label of searchhub_jobs_total and the log event.
+INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
+    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost", "database_unavailable",
+)  # fmt: skip
+
+
+def backoff_s(base_s: float, attempt: int) -> float:
+    """Waits of base, 2·base, 4·base … after attempts 1, 2, 3 …"""
+    return base_s * 2 ** (attempt - 1)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _record(log: Any, outcome: str, started: float, attempt: int, **fields: Any) -> None:
+    elapsed = time.perf_counter() - started
+    JOBS.labels(outcome).inc()
+    JOB_DURATION.labels(outcome).observe(elapsed)
+    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST, DB_AWAY) else "INFO"
+    log.log(level, f"job_{outcome}", attempt=attempt, duration_ms=round(elapsed * 1000, 1), **fields)
+
+
+@contextlib.asynccontextmanager
+async def _leased(app: WorkerContext, job_id: uuid.UUID, attempt: int) -> AsyncIterator[None]:
+    """Renews the job's lease while the work runs, so a long job is not taken back as dead."""
+    lease_s = app.settings.processing_lease_s
+
+    async def renew_forever() -> None:
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                if not await transitions.renew(app.pool, job_id, attempt, lease_s):
+                    return  # taken back: our final write will be refused, nothing more to renew
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # The database is away; keep trying while the lease lasts.
+
+    renewer = asyncio.create_task(renew_forever())
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await renewer
+
+
+async def index_document(ctx: dict[str, Any], raw: Any) -> None:
+    app: WorkerContext = ctx[CTX_KEY]
+    try:
+        payload = msgspec.convert(raw, IndexJobPayload)
+    except msgspec.ValidationError as exc:
+        # A payload we cannot read will never become readable: drop it, never retry it.
+        logger.error("invalid_payload", arq_job_id=ctx.get("job_id"), error=str(exc))
+        return
+    log = logger.bind(tenant_id=str(payload.tenant_id), job_id=str(payload.job_id))
+    settings = app.settings
+
+    try:
+        claimed = await transitions.claim(app.pool, payload, settings.processing_lease_s)
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("claim_deferred_database_unavailable", error=_describe(exc))
+            raise Retry(defer=max(settings.retry_backoff_s, 1.0)) from exc
+        raise
+    if claimed is None:
+        log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
+        return
+    attempt, source = claimed
+    started = time.perf_counter()
+    job_id = payload.job_id
+
+    try:
+        async with _leased(app, job_id, attempt):
+            async with asyncio.timeout(settings.job_timeout_s):
+                entry = pipeline.run(source)
+                completed = await transitions.complete(app.pool, job_id, attempt, entry)
+        if completed:
+            _record(log, INDEXED, started, attempt, version=source.version)
+        else:
+            _record(log, LOST, started, attempt)
+    except asyncio.CancelledError:
+        # The worker is stopping: hand the job back undone, without spending an attempt.
+        await asyncio.shield(_hand_back(app, log, job_id, attempt, started))
+        raise
+    except pipeline.PermanentError as exc:
+        await _fail(app, log, job_id, attempt, started, _describe(exc))
+    except Exception as exc:
+        if is_unavailable(exc):
+            # Not the job's fault: do not spend its attempts on an outage. The lease runs out and
+            # the reconciler hands the job back to the queue once the database answers again.
+            _record(log, DB_AWAY, started, attempt, error=_describe(exc))
+            raise Retry(defer=settings.processing_lease_s) from exc
+        await _retry_or_fail(app, log, job_id, attempt, started, exc)
+
+
+async def _fail(
+    app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float, error: str
+) -> None:
+    ended = await transitions.fail(app.pool, job_id, attempt, error)
+    _record(log, FAILED if ended else LOST, started, attempt, error=error)
+
+
+async def _retry_or_fail(
+    app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float, exc: Exception
+) -> None:
+    error = _describe(exc)
+    settings = app.settings
+    if attempt >= settings.job_max_attempts:
+        await _fail(app, log, job_id, attempt, started, error)
+        return
+    result = await transitions.requeue(app.pool, job_id, attempt, error, give_back=False)
+    if result is not transitions.Requeue.REQUEUED:
+        _record(
+            log,
+            SUPERSEDED if result is transitions.Requeue.SUPERSEDED else LOST,
+            started,
+            attempt,
+            error=error,
+        )
+        return
+    defer = backoff_s(settings.retry_backoff_s, attempt)
+    _record(log, RETRY, started, attempt, error=error, retry_in_s=defer)
+    raise Retry(defer=defer) from exc
+
+
+async def _hand_back(app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float) -> None:
+    try:
+        result = await transitions.requeue(app.pool, job_id, attempt, None, give_back=True)
+    except Exception as exc:
+        # The lease will run out and the reconciler takes the job back.
+        _record(log, LOST, started, attempt, error=_describe(exc))
+        return
+    outcome = {transitions.Requeue.REQUEUED: HANDED_BACK, transitions.Requeue.SUPERSEDED: SUPERSEDED}
+    _record(log, outcome.get(result, LOST), started, attempt)

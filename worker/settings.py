@@ -1,0 +1,45 @@
+"""The whole configuration of an arq worker, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import func
+from arq.connections import ArqRedis
+from arq.worker import Worker
+
+from shared.constants import INDEX_JOB_FUNCTION, QUEUE_NAME
+from shared.queue import deserialize, serialize
+from shared.settings import Settings
+from worker.context import CTX_KEY, WorkerContext
+from worker.jobs import index_document
+
+#: arq gives up on a job after this many starts *without running our code*, which would strand its
+#: row; our own attempt count (index_jobs.attempts) ends jobs long before, so keep arq's far above.
+ARQ_TRIES_HEADROOM = 20
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "functions": [
+            func(
+                index_document,
+                name=INDEX_JOB_FUNCTION,
+                max_tries=settings.job_max_attempts + ARQ_TRIES_HEADROOM,
+                # Our own timeout (jobs.py) fires first and is handled; arq's is the backstop.
+                timeout=settings.job_timeout_s + 30,
+            )
+        ],
+        "queue_name": QUEUE_NAME,
+        "max_jobs": settings.worker_concurrency,
+        "poll_delay": settings.worker_poll_delay_s,
+        "keep_result": 0,  # results live in PostgreSQL; kept results would also block re-enqueues
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "handle_signals": False,  # worker.main owns signals: it outlives arq's loop across outages
+        "health_check_interval": 30,
+    }
+
+
+def build_worker(settings: Settings, app: WorkerContext, redis: ArqRedis) -> Worker:
+    return Worker(redis_pool=redis, ctx={CTX_KEY: app}, **worker_options(settings))

@@ -1,0 +1,80 @@
+"""Every move of an index job, each one filtered ``UPDATE … WHERE status = …`` statement.
+
+A move happens only from the state it expects and, once processing, only for the attempt that
+claimed the job (``attempts`` is the fencing token). A duplicate or late delivery, or a worker whose
+job was taken back, therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+import asyncpg
+
+from shared.queries import Q
+from shared.schemas import IndexJobPayload
+from worker import pipeline
+
+
+class Requeue(enum.Enum):
+    REQUEUED = "requeued"
+    SUPERSEDED = "superseded"  # a newer job is queued for the document; this one ended failed
+    LOST = "lost"  # the job is no longer ours (taken back after an expired lease)
+
+
+SUPERSEDED_NOTE = "not retried: a newer job is queued for this document and indexes its latest version"
+
+
+async def claim(
+    pool: asyncpg.Pool, payload: IndexJobPayload, lease_s: float
+) -> tuple[int, pipeline.Source] | None:
+    """queued → processing. Returns this attempt's number and the version to index, or None."""
+    row = await pool.fetchrow(Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s)
+    if row is None:
+        return None
+    source = pipeline.Source(
+        document_id=payload.document_id,
+        version=row["version"],
+        title=row["title"],
+        content=row["content"],
+        content_type=row["content_type"],
+    )
+    return row["attempts"], source
+
+
+async def renew(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:
+    return await pool.fetchval(Q.renew_lease, job_id, attempt, lease_s) is not None
+
+
+async def complete(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, entry: pipeline.IndexEntry) -> bool:
+    """processing → indexed, with the index written in the same transaction. False: the job is no
+    longer ours, and nothing was written."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval(Q.complete_job, job_id, attempt):
+            return False  # the statement changed nothing, so there is nothing to undo
+        await pipeline.upsert(conn, entry)
+        return True
+
+
+async def fail(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, error: str) -> bool:
+    """processing → failed, for good."""
+    return await pool.fetchval(Q.fail_job, job_id, attempt, error) is not None
+
+
+async def requeue(
+    pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, error: str | None, *, give_back: bool
+) -> Requeue:
+    """processing → queued, for a retry (``give_back=False``: the attempt counts) or a hand-back by
+    a stopping worker (the attempt does not count)."""
+    try:
+        if await pool.fetchval(Q.requeue_job, job_id, attempt, error, int(give_back)) is not None:
+            return Requeue.REQUEUED
+    except asyncpg.UniqueViolationError:
+        pass  # a newer job was queued for the document between our check and our write
+    # Either a newer job is queued for the document (one queued job per document), or the job is
+    # not ours any more. Only in the first case is it still ours to end.
+    note = f"{error}; {SUPERSEDED_NOTE}" if error else SUPERSEDED_NOTE
+    if await fail(pool, job_id, attempt, note):
+        return Requeue.SUPERSEDED
+    return Requeue.LOST
