@@ -3,8 +3,11 @@ answered alike."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.requests import Request
 
 from api.context import context
@@ -13,7 +16,7 @@ from shared.keys import hash_key
 from shared.queries import Q
 
 
-async def authenticate(request: Request) -> uuid.UUID:
+def bearer_key(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing Authorization: Bearer <api key>")
@@ -21,7 +24,18 @@ async def authenticate(request: Request) -> uuid.UUID:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("expected Authorization: Bearer <api key>")
-    tenant_id = await context(request).pool.fetchval(Q.authenticate, hash_key(key))
-    if tenant_id is None:
-        raise Unauthorized("invalid API key")
-    return tenant_id
+    return key
+
+
+@contextlib.asynccontextmanager
+async def tenant_connection(request: Request) -> AsyncIterator[tuple[asyncpg.Connection, uuid.UUID]]:
+    """The caller's tenant and a connection bound to it for the request.
+
+    The authenticate statement both checks the key and binds the session to its tenant, so row-level
+    security costs no extra round trip; releasing the connection unbinds it."""
+    key = bearer_key(request)
+    async with context(request).pool.acquire() as conn:
+        tenant_id = await conn.fetchval(Q.authenticate, hash_key(key))
+        if tenant_id is None:
+            raise Unauthorized("invalid API key")
+        yield conn, tenant_id

@@ -15,9 +15,11 @@ from loguru import logger
 
 from api.context import AppContext
 from api.errors import Conflict
+from api.metrics import ENQUEUE_FAILURES
 from shared.queries import Q
 from shared.queue import enqueue_bounded
 from shared.schemas import Accepted, DocumentIn, IndexJobPayload
+from shared.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 
@@ -34,7 +36,7 @@ def request_hash(route: str, body: object) -> bytes:
     return hashlib.sha256(route.encode() + b"\n" + _encode(body)).digest()
 
 
-async def _ingest(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, doc: DocumentIn) -> Accepted:
+async def _ingest(conn: asyncpg.Connection, tenant_id: uuid.UUID, doc: DocumentIn) -> Accepted:
     row = await conn.fetchrow(
         Q.ingest_document,
         uuid.uuid4(),
@@ -54,27 +56,30 @@ async def enqueue(ctx: AppContext, tenant_id: uuid.UUID, answer: Accepted) -> No
     payload = IndexJobPayload(tenant_id=tenant_id, document_id=answer.document_id, job_id=answer.job_id)
     if await enqueue_bounded(ctx.redis, payload, ctx.settings.enqueue_timeout_s) is None:
         # The row is committed; the reconciler re-drives it once Redis answers again.
+        ENQUEUE_FAILURES.inc()
         logger.warning("enqueue_failed", tenant_id=str(tenant_id), job_id=str(answer.job_id))
 
 
 async def accept_document(
-    ctx: AppContext, tenant_id: uuid.UUID, doc: DocumentIn, idempotency_key: str | None
+    conn: asyncpg.Connection,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    doc: DocumentIn,
+    idempotency_key: str | None,
 ) -> Accepted:
+    """Writes the document and its job (or replays the first answer to a repeated key); the caller
+    enqueues after this returns, that is after the commit."""
     if idempotency_key is None:
-        answer = await _ingest(ctx.pool, tenant_id, doc)
-    else:
-        digest = request_hash("POST /v1/documents", doc)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            replay = await _claim_or_replay(
-                conn, tenant_id, idempotency_key, digest, ctx.settings.idempotency_ttl_s
-            )
-            if replay is not None:
-                return replay
-            answer = await _ingest(conn, tenant_id, doc)
-            await conn.execute(
-                Q.save_idempotency_response, tenant_id, idempotency_key, msgspec.to_builtins(answer)
-            )
-    await enqueue(ctx, tenant_id, answer)
+        return await _ingest(conn, tenant_id, doc)
+    digest = request_hash("POST /v1/documents", doc)
+    async with conn.transaction():
+        replay = await _claim_or_replay(conn, tenant_id, idempotency_key, digest, settings.idempotency_ttl_s)
+        if replay is not None:
+            return replay
+        answer = await _ingest(conn, tenant_id, doc)
+        await conn.execute(
+            Q.save_idempotency_response, tenant_id, idempotency_key, msgspec.to_builtins(answer)
+        )
     return answer
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from shared.queries import Q
 from shared.settings import Settings
 
 _json_encode = msgspec.json.Encoder().encode
@@ -42,20 +46,41 @@ async def _init_connection_text(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, *, max_size: int | None = None, restricted: bool = True
+) -> asyncpg.Pool:
     """A pool that opens connections lazily, so a process can start while PostgreSQL is away and
-    report it, and reconnects by itself when a connection breaks."""
+    report it, and reconnects by itself when a connection breaks.
+
+    ``restricted`` connections act as SEARCHHUB_DB_ROLE, which row-level security confines to the
+    tenant set by ``tenant_connection`` (or by the authenticate query). Only cross-tenant
+    maintenance (the reconciler) uses an unrestricted pool."""
+    role = settings.db_role if restricted else ""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection_text(conn)
+        if role:
+            await conn.execute(Q.set_role, role)
+
     pool = await asyncpg.create_pool(
         settings.require("database_url"),
         min_size=0,
         max_size=max_size or settings.db_pool_max,
-        init=_init_connection_text,
+        init=init,
         timeout=5,
         command_timeout=60,
         max_inactive_connection_lifetime=300,
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def tenant_connection(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+    """A connection bound to one tenant: RLS shows it that tenant's rows only."""
+    async with pool.acquire() as conn:
+        await conn.execute(Q.set_tenant, str(tenant_id))
+        yield conn
 
 
 async def connect(settings: Settings) -> asyncpg.Connection:

@@ -59,6 +59,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Pools.
     db_pool_max: Positive = 10
+    #: Role the API and workers act as (SET ROLE), bound by row-level security. Empty: the login
+    #: role of SEARCHHUB_DATABASE_URL is already the restricted one.
+    db_role: str = "searchhub_app"
 
     def require(self, field: str) -> Any:
         value = getattr(self, field)

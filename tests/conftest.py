@@ -98,6 +98,15 @@ def settings(database_url: str, servers: Servers) -> Settings:
 
 @pytest.fixture(scope="session")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The schema owner's view, as a DBA sees it: not bound by row-level security."""
+    p = await create_pool(settings, restricted=False)
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="session")
+async def app_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """What the API and workers use: the restricted role, bound to one tenant per connection."""
     p = await create_pool(settings)
     yield p
     await p.close()
@@ -168,9 +177,9 @@ async def other_tenant(pool: asyncpg.Pool, app_client: httpx.AsyncClient) -> Ten
 
 
 @pytest.fixture
-async def worker(settings: Settings, pool: asyncpg.Pool, redis: ArqRedis) -> AsyncIterator[None]:
+async def worker(settings: Settings, app_pool: asyncpg.Pool, redis: ArqRedis) -> AsyncIterator[None]:
     """An arq worker running in this event loop, as `searchhub worker` runs it."""
-    w = build_worker(settings, WorkerContext(settings=settings, pool=pool), create_redis(settings))
+    w = build_worker(settings, WorkerContext(settings=settings, pool=app_pool), create_redis(settings))
     run = asyncio.create_task(w.async_run())
     yield
     await _stop_gracefully(w, run, grace_s=2.0)

@@ -82,7 +82,7 @@ async def test_permanent_error_fails_at_once_without_retry(
 
 
 async def test_two_deliveries_of_one_job_index_it_once(
-    tenant: Tenant, settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    tenant: Tenant, settings: Settings, app_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[int] = []
     real_run = pipeline.run
@@ -96,7 +96,8 @@ async def test_two_deliveries_of_one_job_index_it_once(
     payload = msgspec.to_builtins(_payload(tenant, posted))
 
     await asyncio.gather(
-        jobs.index_document(_ctx(settings, pool), payload), jobs.index_document(_ctx(settings, pool), payload)
+        jobs.index_document(_ctx(settings, app_pool), payload),
+        jobs.index_document(_ctx(settings, app_pool), payload),
     )
 
     job = await tenant.job(posted["job_id"])
@@ -125,8 +126,8 @@ async def test_second_enqueue_of_a_waiting_job_is_a_no_op(tenant: Tenant, redis:
     assert await redis.zcard(QUEUE_NAME) == 1
 
 
-async def test_invalid_payload_is_dropped_without_retry(settings: Settings, pool: asyncpg.Pool) -> None:
-    assert await jobs.index_document(_ctx(settings, pool), {"tenant_id": "nope"}) is None
+async def test_invalid_payload_is_dropped_without_retry(settings: Settings, app_pool: asyncpg.Pool) -> None:
+    assert await jobs.index_document(_ctx(settings, app_pool), {"tenant_id": "nope"}) is None
 
 
 async def test_failed_job_can_be_retried_as_a_new_job(

@@ -14,19 +14,20 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import msgspec
 from arq import Retry
 from loguru import logger
 
-from shared.db import is_unavailable
+from shared.db import is_unavailable, tenant_connection
 from shared.schemas import IndexJobPayload
 from worker import pipeline, transitions
 from worker.context import CTX_KEY, WorkerContext
 from worker.metrics import JOB_DURATION, JOBS
 
 #: Outcomes of an attempt: the label of searchhub_jobs_total and the log event.
-INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
-    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost", "database_unavailable",
+INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST = (
+    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost",
 )  # fmt: skip
 
 
@@ -44,12 +45,12 @@ def _record(log: Any, outcome: str, started: float, attempt: int, **fields: Any)
     elapsed = time.perf_counter() - started
     JOBS.labels(outcome).inc()
     JOB_DURATION.labels(outcome).observe(elapsed)
-    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST, DB_AWAY) else "INFO"
+    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST) else "INFO"
     log.log(level, f"job_{outcome}", attempt=attempt, duration_ms=round(elapsed * 1000, 1), **fields)
 
 
 @contextlib.asynccontextmanager
-async def _leased(app: WorkerContext, job_id: uuid.UUID, attempt: int) -> AsyncIterator[None]:
+async def _leased(app: WorkerContext, payload: IndexJobPayload, attempt: int) -> AsyncIterator[None]:
     """Renews the job's lease while the work runs, so a long job is not taken back as dead."""
     lease_s = app.settings.processing_lease_s
 
@@ -57,8 +58,9 @@ async def _leased(app: WorkerContext, job_id: uuid.UUID, attempt: int) -> AsyncI
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
-                if not await transitions.renew(app.pool, job_id, attempt, lease_s):
-                    return  # taken back: our final write will be refused, nothing more to renew
+                async with tenant_connection(app.pool, payload.tenant_id) as conn:
+                    if not await transitions.renew(conn, payload.job_id, attempt, lease_s):
+                        return  # taken back: our final write will be refused, nothing to renew
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
@@ -82,62 +84,76 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
         logger.error("invalid_payload", arq_job_id=ctx.get("job_id"), error=str(exc))
         return
     log = logger.bind(tenant_id=str(payload.tenant_id), job_id=str(payload.job_id))
-    settings = app.settings
-
     try:
-        claimed = await transitions.claim(app.pool, payload, settings.processing_lease_s)
+        async with tenant_connection(app.pool, payload.tenant_id) as conn:
+            claimed = await transitions.claim(conn, payload, app.settings.processing_lease_s)
+            if claimed is None:
+                log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
+                return
+            await _attempt(app, conn, payload, log, *claimed)
     except Exception as exc:
-        if is_unavailable(exc):
-            log.warning("claim_deferred_database_unavailable", error=_describe(exc))
-            raise Retry(defer=max(settings.retry_backoff_s, 1.0)) from exc
-        raise
-    if claimed is None:
-        log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
-        return
-    attempt, source = claimed
+        if not is_unavailable(exc) or isinstance(exc, Retry):
+            raise
+        # Not the job's fault: its attempts are not spent on an outage. A claimed job keeps its
+        # lease until it runs out; the reconciler then hands it back to the queue.
+        log.warning("job_deferred_database_unavailable", error=_describe(exc))
+        raise Retry(defer=max(app.settings.retry_backoff_s, 1.0)) from exc
+
+
+async def _attempt(
+    app: WorkerContext,
+    conn: asyncpg.Connection,
+    payload: IndexJobPayload,
+    log: Any,
+    attempt: int,
+    source: pipeline.Source,
+) -> None:
+    settings = app.settings
     started = time.perf_counter()
     job_id = payload.job_id
-
     try:
-        async with _leased(app, job_id, attempt):
+        async with _leased(app, payload, attempt):
             async with asyncio.timeout(settings.job_timeout_s):
                 entry = pipeline.run(source)
-                completed = await transitions.complete(app.pool, job_id, attempt, entry)
+                completed = await transitions.complete(conn, job_id, attempt, entry)
         if completed:
             _record(log, INDEXED, started, attempt, version=source.version)
         else:
             _record(log, LOST, started, attempt)
     except asyncio.CancelledError:
         # The worker is stopping: hand the job back undone, without spending an attempt.
-        await asyncio.shield(_hand_back(app, log, job_id, attempt, started))
+        await asyncio.shield(_hand_back(conn, log, job_id, attempt, started))
         raise
     except pipeline.PermanentError as exc:
-        await _fail(app, log, job_id, attempt, started, _describe(exc))
+        await _fail(conn, log, job_id, attempt, started, _describe(exc))
     except Exception as exc:
         if is_unavailable(exc):
-            # Not the job's fault: do not spend its attempts on an outage. The lease runs out and
-            # the reconciler hands the job back to the queue once the database answers again.
-            _record(log, DB_AWAY, started, attempt, error=_describe(exc))
-            raise Retry(defer=settings.processing_lease_s) from exc
-        await _retry_or_fail(app, log, job_id, attempt, started, exc)
+            raise  # not the job's fault: index_document defers it without spending an attempt
+        await _retry_or_fail(app, conn, log, job_id, attempt, started, exc)
 
 
 async def _fail(
-    app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float, error: str
+    conn: asyncpg.Connection, log: Any, job_id: uuid.UUID, attempt: int, started: float, error: str
 ) -> None:
-    ended = await transitions.fail(app.pool, job_id, attempt, error)
+    ended = await transitions.fail(conn, job_id, attempt, error)
     _record(log, FAILED if ended else LOST, started, attempt, error=error)
 
 
 async def _retry_or_fail(
-    app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float, exc: Exception
+    app: WorkerContext,
+    conn: asyncpg.Connection,
+    log: Any,
+    job_id: uuid.UUID,
+    attempt: int,
+    started: float,
+    exc: Exception,
 ) -> None:
     error = _describe(exc)
     settings = app.settings
     if attempt >= settings.job_max_attempts:
-        await _fail(app, log, job_id, attempt, started, error)
+        await _fail(conn, log, job_id, attempt, started, error)
         return
-    result = await transitions.requeue(app.pool, job_id, attempt, error, give_back=False)
+    result = await transitions.requeue(conn, job_id, attempt, error, give_back=False)
     if result is not transitions.Requeue.REQUEUED:
         _record(
             log,
@@ -152,9 +168,11 @@ async def _retry_or_fail(
     raise Retry(defer=defer) from exc
 
 
-async def _hand_back(app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float) -> None:
+async def _hand_back(
+    conn: asyncpg.Connection, log: Any, job_id: uuid.UUID, attempt: int, started: float
+) -> None:
     try:
-        result = await transitions.requeue(app.pool, job_id, attempt, None, give_back=True)
+        result = await transitions.requeue(conn, job_id, attempt, None, give_back=True)
     except Exception as exc:
         # The lease will run out and the reconciler takes the job back.
         _record(log, LOST, started, attempt, error=_describe(exc))

@@ -1,5 +1,8 @@
 """Every move of an index job, each one filtered ``UPDATE … WHERE status = …`` statement.
 
+Each takes a connection bound to the job's tenant (shared.db.tenant_connection): row-level security
+hides every other tenant's rows from it.
+
 A move happens only from the state it expects and, once processing, only for the attempt that
 claimed the job (``attempts`` is the fencing token). A duplicate or late delivery, or a worker whose
 job was taken back, therefore changes nothing.
@@ -27,10 +30,10 @@ SUPERSEDED_NOTE = "not retried: a newer job is queued for this document and inde
 
 
 async def claim(
-    pool: asyncpg.Pool, payload: IndexJobPayload, lease_s: float
+    conn: asyncpg.Connection, payload: IndexJobPayload, lease_s: float
 ) -> tuple[int, pipeline.Source] | None:
     """queued → processing. Returns this attempt's number and the version to index, or None."""
-    row = await pool.fetchrow(Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s)
+    row = await conn.fetchrow(Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s)
     if row is None:
         return None
     source = pipeline.Source(
@@ -43,38 +46,40 @@ async def claim(
     return row["attempts"], source
 
 
-async def renew(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:
-    return await pool.fetchval(Q.renew_lease, job_id, attempt, lease_s) is not None
+async def renew(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:
+    return await conn.fetchval(Q.renew_lease, job_id, attempt, lease_s) is not None
 
 
-async def complete(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, entry: pipeline.IndexEntry) -> bool:
+async def complete(
+    conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, entry: pipeline.IndexEntry
+) -> bool:
     """processing → indexed, with the index written in the same transaction. False: the job is no
     longer ours, and nothing was written."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         if not await conn.fetchval(Q.complete_job, job_id, attempt):
             return False  # the statement changed nothing, so there is nothing to undo
         await pipeline.upsert(conn, entry)
         return True
 
 
-async def fail(pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, error: str) -> bool:
+async def fail(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, error: str) -> bool:
     """processing → failed, for good."""
-    return await pool.fetchval(Q.fail_job, job_id, attempt, error) is not None
+    return await conn.fetchval(Q.fail_job, job_id, attempt, error) is not None
 
 
 async def requeue(
-    pool: asyncpg.Pool, job_id: uuid.UUID, attempt: int, error: str | None, *, give_back: bool
+    conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, error: str | None, *, give_back: bool
 ) -> Requeue:
     """processing → queued, for a retry (``give_back=False``: the attempt counts) or a hand-back by
     a stopping worker (the attempt does not count)."""
     try:
-        if await pool.fetchval(Q.requeue_job, job_id, attempt, error, int(give_back)) is not None:
+        if await conn.fetchval(Q.requeue_job, job_id, attempt, error, int(give_back)) is not None:
             return Requeue.REQUEUED
     except asyncpg.UniqueViolationError:
         pass  # a newer job was queued for the document between our check and our write
     # Either a newer job is queued for the document (one queued job per document), or the job is
     # not ours any more. Only in the first case is it still ours to end.
     note = f"{error}; {SUPERSEDED_NOTE}" if error else SUPERSEDED_NOTE
-    if await fail(pool, job_id, attempt, note):
+    if await fail(conn, job_id, attempt, note):
         return Requeue.SUPERSEDED
     return Requeue.LOST

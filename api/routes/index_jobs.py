@@ -11,7 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import authenticate
+from api.auth import tenant_connection
 from api.context import context
 from api.errors import Conflict, NotFound, invalid
 from api.ingest import accepted, enqueue
@@ -48,39 +48,37 @@ def statuses(request: Request) -> list[str] | None:
 
 
 async def get_job(request: Request) -> Response:
-    ctx = context(request)
-    tenant_id = await authenticate(request)
     job_id = path_id(request, "job_id", "index job")
-    row = await ctx.pool.fetchrow(Q.get_job, job_id, tenant_id)
+    async with tenant_connection(request) as (conn, tenant_id):
+        row = await conn.fetchrow(Q.get_job, job_id, tenant_id)
     if row is None:
         raise NotFound("index job not found")
     return JSON(IndexJob(**dict(row)))
 
 
 async def list_jobs(request: Request) -> Response:
-    ctx = context(request)
-    tenant_id = await authenticate(request)
-    wanted = statuses(request)
-    limit = int_param(request, "limit", 50, 1, 200)
-    cursor = request.query_params.get("cursor")
-    after, after_id = decode_cursor(cursor) if cursor else (None, None)
-    # One row more than asked tells whether another page exists without a count.
-    rows = await ctx.pool.fetch(Q.list_jobs, tenant_id, wanted, after, after_id, limit + 1)
+    async with tenant_connection(request) as (conn, tenant_id):
+        wanted = statuses(request)
+        limit = int_param(request, "limit", 50, 1, 200)
+        cursor = request.query_params.get("cursor")
+        after, after_id = decode_cursor(cursor) if cursor else (None, None)
+        # One row more than asked tells whether another page exists without a count.
+        rows = await conn.fetch(Q.list_jobs, tenant_id, wanted, after, after_id, limit + 1)
     items = [IndexJob(**dict(r)) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].created_at, items[-1].job_id) if len(rows) > limit else None
     return JSON(IndexJobPage(items=items, next_cursor=next_cursor))
 
 
 async def retry_job(request: Request) -> Response:
-    ctx = context(request)
-    tenant_id = await authenticate(request)
     job_id = path_id(request, "job_id", "index job")
-    row = await ctx.pool.fetchrow(Q.retry_failed_job, job_id, tenant_id, uuid.uuid4())
-    if row is None:
-        job = await ctx.pool.fetchrow(Q.get_job, job_id, tenant_id)
-        if job is None:
-            raise NotFound("index job not found")
-        raise Conflict(f"only a failed job can be retried; this one is {job['status']}")
+    async with tenant_connection(request) as (conn, tenant_id):
+        row = await conn.fetchrow(Q.retry_failed_job, job_id, tenant_id, uuid.uuid4())
+        if row is None:
+            job = await conn.fetchrow(Q.get_job, job_id, tenant_id)
+            if job is None:
+                raise NotFound("index job not found")
+            raise Conflict(f"only a failed job can be retried; this one is {job['status']}")
+    ctx = context(request)
     answer = accepted(row["document_id"], row["job_id"])
     await enqueue(ctx, tenant_id, answer)
     return JSON(answer, status_code=202, headers={"Location": answer.status_url})

@@ -1,0 +1,55 @@
+-- Security: tenant isolation in PostgreSQL itself, and the index behind backpressure.
+--
+-- Tenant isolation: a statement that forgot its tenant filter sees nothing.
+--
+-- The API and the workers run as searchhub_app (their pool does SET ROLE searchhub_app, or they log
+-- in as a member of it), which row-level security binds to the tenant named by the session setting
+-- searchhub.tenant_id. The schema's owner (migrations, tenant and key commands, the reconciler, DBAs)
+-- is not bound: RLS is enabled, not forced.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'searchhub_app') THEN
+        CREATE ROLE searchhub_app NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE searchhub_app IS 'Search Hub API and workers: sees only the rows of the tenant in searchhub.tenant_id.';
+-- The owner's login may switch to the role (SET ROLE); a superuser needs no grant.
+DO $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT searchhub_app TO %I', current_user);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION searchhub_current_tenant() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT nullif(current_setting('searchhub.tenant_id', true), '')::uuid $$;
+COMMENT ON FUNCTION searchhub_current_tenant() IS 'The tenant this session acts for (setting searchhub.tenant_id), or NULL: then RLS shows no rows.';
+
+GRANT USAGE ON SCHEMA public TO searchhub_app;
+GRANT SELECT ON tenants TO searchhub_app;
+-- Authentication reads keys before any tenant is known, and touches last_used_at.
+GRANT SELECT, UPDATE (last_used_at) ON api_keys TO searchhub_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON documents, index_jobs, idempotency_keys TO searchhub_app;
+GRANT EXECUTE ON FUNCTION searchhub_current_tenant() TO searchhub_app;
+
+ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
+CREATE POLICY documents_tenant ON documents TO searchhub_app
+    USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
+COMMENT ON POLICY documents_tenant ON documents IS 'searchhub_app sees and writes only the current tenant''s documents.';
+
+ALTER TABLE index_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY index_jobs_tenant ON index_jobs TO searchhub_app
+    USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
+COMMENT ON POLICY index_jobs_tenant ON index_jobs IS 'searchhub_app sees and writes only the current tenant''s jobs.';
+
+ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY idempotency_keys_tenant ON idempotency_keys TO searchhub_app
+    USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
+COMMENT ON POLICY idempotency_keys_tenant ON idempotency_keys IS 'searchhub_app sees only the current tenant''s idempotency records.';
+
+-- Backpressure counts a tenant's queued jobs; this keeps that count an index-only scan.
+CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id) WHERE status = 'queued';
