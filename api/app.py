@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.backpressure import QueuedJobsGuard
 from api.context import AppContext
 from api.errors import ApiError, UnexpectedErrorMiddleware, api_error_handler, http_exception_handler
 from api.metrics import MetricsMiddleware
@@ -48,7 +49,9 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await create_pool(settings)
         redis = create_redis(settings)
-        app.state.ctx = AppContext(settings=settings, pool=pool, redis=redis)
+        app.state.ctx = AppContext(
+            settings=settings, pool=pool, redis=redis, queued_jobs=QueuedJobsGuard(settings)
+        )
         logger.info("api_started", host=settings.host, port=settings.port)
         try:
             yield

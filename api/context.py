@@ -8,6 +8,7 @@ import asyncpg
 from arq.connections import ArqRedis
 from starlette.requests import Request
 
+from api.backpressure import QueuedJobsGuard
 from shared.settings import Settings
 
 
@@ -16,6 +17,7 @@ class AppContext:
     settings: Settings
     pool: asyncpg.Pool
     redis: ArqRedis
+    queued_jobs: QueuedJobsGuard
 
 
 def context(request: Request) -> AppContext:

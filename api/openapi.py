@@ -63,7 +63,13 @@ def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[st
 @cache
 def spec() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(_TYPES, ref_template=_REF)
-    idem = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+    idem = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "repeat with the same key and body: the first answer again, nothing written",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    }
     location = {"Location": {"schema": {"type": "string"}, "description": "the job's status URL"}}
     accepted_202 = {**_json(Accepted, "accepted; poll status_url"), "headers": location}
     body_errors = _errors(400, 401, 409, 413, 415, 422, 429, 503)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.constants import SERVICE_API, SERVICE_CLI, SERVICE_WORKER
 from shared.db import UNAVAILABLE_ERRORS
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
@@ -78,6 +82,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     from searchhub.tenants import TenantExists, create_tenant
+
+    async def run(conn: asyncpg.Connection) -> int:
+        try:
+            tenant_id, key = await create_tenant(conn, args.name)
+        except TenantExists as exc:
+            print(f"searchhub: {exc}", file=sys.stderr)
+            return 1
+        print(f"tenant {args.name} created with id {tenant_id}; its API key (shown once):")
+        print(key)
+        return 0
+
+    return _with_owner_connection(run)
+
+
+def _with_owner_connection(fn: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    from searchhub.tenants import TenantNotFound
     from shared.db import connect
 
     settings = _settings(SERVICE_CLI)
@@ -85,17 +105,55 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     async def main() -> int:
         conn = await connect(settings)
         try:
-            tenant_id, key = await create_tenant(conn, args.name)
-        except TenantExists as exc:
+            return await fn(conn)
+        except TenantNotFound as exc:
             print(f"searchhub: {exc}", file=sys.stderr)
             return 1
         finally:
             await conn.close()
-        print(f"tenant {args.name} created with id {tenant_id}; its API key (shown once):")
+
+    return _run(main())
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    from searchhub.tenants import create_key
+
+    async def run(conn: asyncpg.Connection) -> int:
+        key = await create_key(conn, args.tenant)
+        print(f"new API key for {args.tenant} (shown once):")
         print(key)
         return 0
 
-    return _run(main())
+    return _with_owner_connection(run)
+
+
+def cmd_key_list(args: argparse.Namespace) -> int:
+    from searchhub.tenants import list_keys
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+    async def run(conn: asyncpg.Connection) -> int:
+        keys = await list_keys(conn, args.tenant)
+        print(f"{'PREFIX':<14} {'CREATED':<21} {'LAST USED':<21} REVOKED")
+        for k in keys:
+            print(f"{k.prefix:<14} {when(k.created_at):<21} {when(k.last_used_at):<21} {when(k.revoked_at)}")
+        return 0
+
+    return _with_owner_connection(run)
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    from searchhub.tenants import revoke_key
+
+    async def run(conn: asyncpg.Connection) -> int:
+        if not await revoke_key(conn, args.prefix):
+            print(f"searchhub: no live key with prefix {args.prefix!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.prefix}")
+        return 0
+
+    return _with_owner_connection(run)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -119,6 +177,16 @@ def parser() -> argparse.ArgumentParser:
     create = tenant.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
     create.set_defaults(fn=cmd_tenant_create)
+    key = sub.add_parser("key", help="manage API keys").add_subparsers(dest="key_command", required=True)
+    key_create = key.add_parser("create", help="issue another key for a tenant (name or id)")
+    key_create.add_argument("tenant")
+    key_create.set_defaults(fn=cmd_key_create)
+    key_list = key.add_parser("list", help="a tenant's keys: prefixes, created, last used, revoked")
+    key_list.add_argument("tenant")
+    key_list.set_defaults(fn=cmd_key_list)
+    key_revoke = key.add_parser("revoke", help="revoke a key by its prefix; refused from the next request on")
+    key_revoke.add_argument("prefix")
+    key_revoke.set_defaults(fn=cmd_key_revoke)
     return top
 
 

@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_metadata_depth: Positive = 8
     max_batch_documents: Positive = 1_000
     idempotency_ttl_s: Positive = 24 * 3600
+    #: Backpressure: past this many queued jobs a tenant's posts answer 429 until workers catch up.
+    max_queued_per_tenant: Positive = 100_000
+    #: How long a tenant's queued count is reused before it is counted again.
+    backpressure_recheck_s: NonNegativeFloat = 1.0
 
     # Jobs and their retries.
     job_max_attempts: Positive = 3

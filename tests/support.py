@@ -26,3 +26,12 @@ async def eventually(
         await asyncio.sleep(0.02)
         value = await probe()
     return value
+
+
+def wait_until_sync(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Polls ``check`` until it holds; for fixtures that are not async."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready within {timeout_s} s")
+        time.sleep(0.05)

@@ -65,3 +65,38 @@ async def test_migrate_command_is_idempotent(settings: Settings, tmp_path: Path)
     result = _searchhub(settings, "migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
+
+
+async def test_key_create_list_and_revoke(
+    settings: Settings, app_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    name = f"keys-{uuid.uuid4().hex[:8]}"
+    first = _searchhub(settings, "tenant", "create", name, cwd=tmp_path).stdout.strip().splitlines()[-1]
+    created = _searchhub(settings, "key", "create", name, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    second = created.stdout.strip().splitlines()[-1]
+    for key in (first, second):
+        response = await app_client.get("/v1/index-jobs", headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+
+    listing = _searchhub(settings, "key", "list", name, cwd=tmp_path).stdout
+    assert first[:12] in listing
+    assert second[:12] in listing
+    assert first not in listing
+    assert second not in listing
+
+    revoked = _searchhub(settings, "key", "revoke", first[:12], cwd=tmp_path)
+    assert revoked.returncode == 0, revoked.stderr
+    refused = await app_client.get("/v1/index-jobs", headers={"Authorization": f"Bearer {first}"})
+    unknown = await app_client.get("/v1/index-jobs", headers={"Authorization": "Bearer sh_unknown"})
+    assert refused.status_code == unknown.status_code == 401
+    assert refused.json() == unknown.json()
+    still = await app_client.get("/v1/index-jobs", headers={"Authorization": f"Bearer {second}"})
+    assert still.status_code == 200
+    assert _searchhub(settings, "key", "revoke", first[:12], cwd=tmp_path).returncode == 1
+
+
+async def test_key_commands_name_a_missing_tenant(settings: Settings, tmp_path: Path) -> None:
+    result = _searchhub(settings, "key", "list", "no-such-tenant", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no tenant" in result.stderr

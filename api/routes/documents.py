@@ -30,6 +30,7 @@ async def post_document(request: Request) -> Response:
         doc = decode_struct(body, _document_in, DocumentIn)
         if errors := document_errors(doc, ctx.settings):
             raise ValidationFailed("the document is invalid", errors)
+        await ctx.queued_jobs.check(conn, tenant_id)
         answer = await accept_document(conn, ctx.settings, tenant_id, doc, key)
     await enqueue(ctx, tenant_id, answer)
     return JSON(answer, status_code=202, headers={"Location": answer.status_url})

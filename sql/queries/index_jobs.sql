@@ -94,3 +94,10 @@ UPDATE index_jobs
 SET status = 'failed', error = $3, finished_at = now(), updated_at = now(), lease_expires_at = NULL
 WHERE id = $1 AND status = 'processing' AND attempts = $2
 RETURNING id;
+
+-- name: count_queued_capped
+-- A tenant's queued jobs, counted up to $2 only: backpressure needs "over the limit or not", and
+-- capping keeps the work bounded however deep the backlog. Uses index_jobs_queued_by_tenant.
+SELECT count(*) FROM (
+    SELECT 1 FROM index_jobs WHERE tenant_id = $1 AND status = 'queued' LIMIT $2
+) AS capped;

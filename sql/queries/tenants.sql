@@ -33,3 +33,14 @@ SELECT set_config('searchhub.tenant_id', $1::text, false);
 -- name: set_role
 -- Switches this session to the restricted application role (searchhub_app), which RLS binds.
 SELECT set_config('role', $1::text, false);
+
+-- name: find_tenant
+-- A tenant by name or by id (as text), for the CLI.
+SELECT id, name FROM tenants WHERE name = $1 OR id::text = $1;
+
+-- name: list_api_keys
+SELECT prefix, created_at, last_used_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at;
+
+-- name: revoke_api_key
+-- Revokes at once: authentication reads api_keys on every request, nothing caches a key.
+UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL RETURNING tenant_id;
