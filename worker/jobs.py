@@ -115,10 +115,8 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
         await _fail(app, log, job_id, attempt, started, _describe(exc))
     except Exception as exc:
         if is_unavailable(exc):
-            # Not the job's fault: do not spend its attempts on an outage. The lease runs out and
-            # the reconciler hands the job back to the queue once the database answers again.
-            _record(log, DB_AWAY, started, attempt, error=_describe(exc))
-            raise Retry(defer=settings.processing_lease_s) from exc
+            await _hand_back_after_outage(app, log, job_id, attempt, started, exc)
+            return
         await _retry_or_fail(app, log, job_id, attempt, started, exc)
 
 
@@ -150,6 +148,34 @@ async def _retry_or_fail(
     defer = backoff_s(settings.retry_backoff_s, attempt)
     _record(log, RETRY, started, attempt, error=error, retry_in_s=defer)
     raise Retry(defer=defer) from exc
+
+
+async def _hand_back_after_outage(
+    app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float, exc: Exception
+) -> None:
+    """The database went away mid-attempt. Not the job's fault, so the attempt must not count, and
+    never does it fail the job: hand it back (queued, attempt returned) as soon as the database
+    answers, and let arq deliver it again. If the database stays away longer than the lease, the
+    reconciler takes the job back instead once it returns (and then the attempt counts)."""
+    settings = app.settings
+    error = _describe(exc)
+    deadline = time.monotonic() + settings.processing_lease_s
+    delay = 0.1
+    while True:
+        try:
+            result = await transitions.requeue(app.pool, job_id, attempt, None, give_back=True)
+            break
+        except Exception as again:
+            if not is_unavailable(again) or time.monotonic() + delay > deadline:
+                _record(log, DB_AWAY, started, attempt, error=error)
+                raise Retry(defer=settings.processing_lease_s) from exc
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    if result is transitions.Requeue.REQUEUED:
+        _record(log, DB_AWAY, started, attempt, error=error, handed_back=True)
+        raise Retry(defer=max(settings.retry_backoff_s, 0.1)) from exc
+    outcome = SUPERSEDED if result is transitions.Requeue.SUPERSEDED else LOST
+    _record(log, outcome, started, attempt, error=error)
 
 
 async def _hand_back(app: WorkerContext, log: Any, job_id: uuid.UUID, attempt: int, started: float) -> None:
