@@ -443,6 +443,33 @@ async def test_postgres_restart_while_the_worker_is_busy_fails_nothing(lab: Chao
 
 
 @pytest.mark.usefixtures("dump_logs_on_failure")
+async def test_postgres_down_longer_than_the_lease_fails_nothing(lab: Chaos) -> None:
+    tenant = await lab.new_tenant()
+    docs = await post_documents(tenant, 40)
+    worker = lab.start_worker()
+    async with documents_held(lab.pool, [d["document_id"] for d in docs]):
+        await eventually(
+            lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
+        )
+        await asyncio.to_thread(lab.pg.stop)
+
+    async def gave_up() -> int:
+        # Jobs that could not hand themselves back within the lease, left for the reconciler.
+        lines = worker.text().splitlines()
+        return sum(" job_database_unavailable " in ln and "handed_back" not in ln for ln in lines)
+
+    await eventually(
+        gave_up, lambda n: n >= CONCURRENCY, timeout_s=60, what="attempts outlived by the outage"
+    )
+    await asyncio.to_thread(lab.pg.start)
+
+    assert await all_finished(lab.pool, tenant) == {"indexed": 40}
+    assert worker.alive()
+    assert await lab.pool.fetchval("SELECT count(*) FROM index_jobs WHERE status = 'failed'") == 0
+    await assert_invariants(lab.pool)
+
+
+@pytest.mark.usefixtures("dump_logs_on_failure")
 async def test_two_workers_and_reconcilers_with_reposts_index_each_latest_version_once(lab: Chaos) -> None:
     tenant = await lab.new_tenant()
     lab.start_worker()

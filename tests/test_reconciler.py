@@ -21,7 +21,7 @@ from shared.schemas import IndexJobPayload
 from shared.settings import Settings
 from tests.conftest import Tenant
 from tests.support import eventually
-from worker import transitions
+from worker import pipeline, transitions
 from worker.reconciler import reconcile_once
 from worker.settings import in_progress_timeout_s
 
@@ -237,3 +237,28 @@ async def test_cli_reconcile_prints_what_it_did_and_dry_run_does_nothing(
     assert done.returncode == 0, done.stderr
     assert "enqueued" in done.stdout
     assert await redis.exists(job_key_prefix + str(payload.job_id))
+
+
+async def test_worker_whose_job_was_taken_back_cannot_overwrite_the_newer_state(
+    tenant: Tenant, pool: asyncpg.Pool, redis: ArqRedis, settings: Settings
+) -> None:
+    payload = await _committed_not_enqueued(pool, tenant)
+    claimed = await transitions.claim(pool, payload, INSTANT_LEASE_S)
+    assert claimed is not None
+    stale_attempt, source = claimed
+    await reconcile_once(pool, redis, settings)
+    # Another worker has it now.
+    fresh = await transitions.claim(pool, payload, 60.0)
+    assert fresh is not None
+    entry = pipeline.run(source)
+
+    assert not await transitions.renew(pool, payload.job_id, stale_attempt, 60.0)
+    assert not await transitions.complete(pool, payload.job_id, stale_attempt, entry)
+    assert not await transitions.fail(pool, payload.job_id, stale_attempt, "late failure")
+    stale_requeue = await transitions.requeue(pool, payload.job_id, stale_attempt, "late", give_back=False)
+    assert stale_requeue is transitions.Requeue.LOST
+    job = await _job(pool, payload.job_id)
+    assert job["status"] == "processing"
+    assert job["attempts"] == fresh[0] == 2
+    assert await transitions.complete(pool, payload.job_id, fresh[0], entry)
+    assert (await _job(pool, payload.job_id))["status"] == "indexed"

@@ -88,9 +88,19 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
         claimed = await transitions.claim(app.pool, payload, settings.processing_lease_s)
     except Exception as exc:
         if is_unavailable(exc):
-            log.warning("claim_deferred_database_unavailable", error=_describe(exc))
-            raise Retry(defer=max(settings.retry_backoff_s, 1.0)) from exc
+            # Every queued delivery meets the outage: report it once, and back off further at each
+            # try (arq counts them; the reconciler re-delivers a job arq gave up on).
+            defer = min(
+                backoff_s(max(settings.retry_backoff_s, 0.5), ctx.get("job_try", 1)),
+                settings.processing_lease_s,
+            )
+            if app.database.begin():
+                logger.warning("database_unavailable", error=_describe(exc))
+            log.debug("claim_deferred_database_unavailable", retry_in_s=defer)
+            raise Retry(defer=defer) from exc
         raise
+    if app.database.end():
+        logger.info("database_reconnected")
     if claimed is None:
         log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
         return
