@@ -288,8 +288,20 @@ async def documents_held(pool: asyncpg.Pool, document_ids: list[str]) -> AsyncIt
             await pool.release(conn)
 
 
-async def processing(pool: asyncpg.Pool, tenant: Tenant) -> int:
-    return (await statuses(pool, tenant)).get("processing", 0)
+async def held_in_flight(pool: asyncpg.Pool, held: list[str]) -> set[uuid.UUID]:
+    """Jobs of held documents that a worker claimed: they stay processing while the hold lasts."""
+    rows = await pool.fetch(
+        "SELECT id FROM index_jobs WHERE status = 'processing' AND document_id = ANY($1::uuid[])",
+        [uuid.UUID(d) for d in held],
+    )
+    return {r["id"] for r in rows}
+
+
+async def busy(pool: asyncpg.Pool, held: list[str]) -> set[uuid.UUID]:
+    """Waits until every slot of a worker is taken by a job it cannot finish."""
+    return await eventually(
+        lambda: held_in_flight(pool, held), lambda ids: len(ids) >= CONCURRENCY, timeout_s=60, what="busy"
+    )
 
 
 async def assert_invariants(pool: asyncpg.Pool, *, failed_allowed: bool = False) -> None:
@@ -353,15 +365,7 @@ async def test_sigkilled_worker_jobs_are_taken_back_and_indexed_by_a_new_worker(
 
     async with documents_held(lab.pool, held):
         doomed = lab.start_worker()
-        await eventually(
-            lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
-        )
-        in_flight = {
-            r["id"]
-            for r in await lab.pool.fetch(
-                "SELECT id FROM index_jobs WHERE tenant_id = $1 AND status = 'processing'", tenant.id
-            )
-        }
+        in_flight = await busy(lab.pool, held)
         doomed.kill()
     successor = lab.start_worker()
 
@@ -411,9 +415,7 @@ async def test_flushall_with_jobs_outstanding_loses_nothing(lab: Chaos) -> None:
     try:
         async with documents_held(lab.pool, held):
             lab.start_worker()
-            await eventually(
-                lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
-            )
+            await busy(lab.pool, held)
             assert await redis.zcard(QUEUE_NAME) > 0
             await redis.flushall()
     finally:
@@ -430,9 +432,7 @@ async def test_postgres_restart_while_the_worker_is_busy_fails_nothing(lab: Chao
     held = [d["document_id"] for d in docs[::2]]
     worker = lab.start_worker()
     async with documents_held(lab.pool, held):
-        await eventually(
-            lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
-        )
+        await busy(lab.pool, held)
         await asyncio.to_thread(lab.pg.restart)  # cuts every session, the lock's included
 
     assert await all_finished(lab.pool, tenant) == {"indexed": 120}
@@ -446,11 +446,10 @@ async def test_postgres_restart_while_the_worker_is_busy_fails_nothing(lab: Chao
 async def test_postgres_down_longer_than_the_lease_fails_nothing(lab: Chaos) -> None:
     tenant = await lab.new_tenant()
     docs = await post_documents(tenant, 40)
+    held = [d["document_id"] for d in docs]
     worker = lab.start_worker()
-    async with documents_held(lab.pool, [d["document_id"] for d in docs]):
-        await eventually(
-            lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
-        )
+    async with documents_held(lab.pool, held):
+        await busy(lab.pool, held)
         await asyncio.to_thread(lab.pg.stop)
 
     async def gave_up() -> int:
@@ -550,9 +549,7 @@ async def test_sigterm_hands_in_flight_jobs_back_and_exits(lab: Chaos) -> None:
     held = [d["document_id"] for d in docs]
     async with documents_held(lab.pool, held):
         worker = lab.start_worker()
-        await eventually(
-            lambda: processing(lab.pool, tenant), lambda n: n >= CONCURRENCY, timeout_s=60, what="busy"
-        )
+        await busy(lab.pool, held)
         assert await worker.terminate() == 0
         handed_back = await statuses(lab.pool, tenant)
     assert handed_back == {"queued": 30}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -9,6 +10,7 @@ import asyncpg
 from shared.queries import Q
 from shared.schemas import IndexJobPayload
 from tests.conftest import Tenant
+from tests.support import eventually
 from worker import pipeline, transitions
 
 
@@ -53,3 +55,33 @@ async def test_a_duplicate_delivery_of_a_finished_job_changes_nothing(
     assert await transitions.claim(pool, payload, 60.0) is None
 
     assert await pool.fetchrow("SELECT * FROM index_jobs WHERE id = $1", payload.job_id) == before
+
+
+async def test_a_claim_racing_a_repost_that_joins_its_job_indexes_the_reposted_version(
+    tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    first = await _post(pool, tenant, "raced", "version one")
+    async with pool.acquire() as reposter:
+        tx = reposter.transaction()
+        await tx.start()
+        # The re-post joins the queued job (version 2) and holds its row until it commits.
+        joined = await reposter.fetchrow(
+            Q.ingest_document, uuid.uuid4(), tenant.id, "raced", None, "version two", "text/plain", {},
+            uuid.uuid4(),
+        )  # fmt: skip
+        assert joined["job_id"] == first.job_id
+        claim = asyncio.create_task(transitions.claim(pool, first, 60.0))
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%index_jobs%'"
+            ),
+            lambda n: n >= 1,
+            what="the claim waiting for the re-post's lock",
+        )
+        await tx.commit()
+        claimed = await claim
+
+    assert claimed is not None
+    assert claimed[1].version == 2
+    assert claimed[1].content == "version two"
