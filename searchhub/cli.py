@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
+
 from shared.constants import SERVICE_API, SERVICE_CLI, SERVICE_WORKER
 from shared.db import UNAVAILABLE_ERRORS
 from shared.logs import configure_logging
@@ -78,6 +80,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings.require("database_url")
     settings.require("redis_url")
     return _run(serve(settings))
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from shared.db import create_pool
+    from shared.queue import create_redis
+    from worker.reconciler import log_summary, reconcile_once
+
+    settings = _settings(SERVICE_CLI)
+    settings.require("database_url")
+    settings.require("redis_url")
+
+    async def main() -> int:
+        pool = await create_pool(settings, max_size=1, restricted=False)
+        redis = create_redis(settings, timeout_s=5.0)
+        try:
+            summary = await reconcile_once(pool, redis, settings, dry_run=args.dry_run)
+        finally:
+            await redis.aclose()
+            await pool.close()
+        if summary is None:
+            print("another reconciler is running a pass now; nothing done")
+            return 0
+        if not summary.dry_run:
+            log_summary(summary)
+        print(summary.describe())
+        return 0
+
+    return _run(main())
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
@@ -171,6 +201,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply the SQL migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run one index worker").set_defaults(fn=cmd_worker)
+    reconcile = sub.add_parser(
+        "reconcile", help="one reconciler pass: take back dead workers' jobs, re-deliver lost ones"
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="only count what a pass would do; change nothing"
+    )
+    reconcile.set_defaults(fn=cmd_reconcile)
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="tenant_command", required=True
     )
@@ -199,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except UNAVAILABLE_ERRORS as exc:
         print(f"searchhub: cannot reach PostgreSQL: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(f"searchhub: cannot reach Redis: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -67,7 +67,7 @@ async def create_pool(
         min_size=0,
         max_size=max_size or settings.db_pool_max,
         init=init,
-        timeout=5,
+        timeout=settings.db_connect_timeout_s,
         command_timeout=60,
         max_inactive_connection_lifetime=300,
     )

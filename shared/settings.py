@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_timeout_s: PositiveFloat = 300.0
     processing_lease_s: PositiveFloat = 30.0
     reconcile_interval_s: PositiveFloat = 10.0
+    # A queued job untouched this long should be waiting in Redis; the reconciler checks that it is.
+    reconcile_queued_grace_s: NonNegativeFloat = 5.0
     enqueue_timeout_s: PositiveFloat = 0.5
 
     # Worker process.
@@ -66,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Role the API and workers act as (SET ROLE), bound by row-level security. Empty: the login
     #: role of SEARCHHUB_DATABASE_URL is already the restricted one.
     db_role: str = "searchhub_app"
+    # Opening a PostgreSQL connection gives up after this: with the database away, a request
+    # answers 503 within it instead of hanging.
+    db_connect_timeout_s: PositiveFloat = 3.0
 
     def require(self, field: str) -> Any:
         value = getattr(self, field)

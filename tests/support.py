@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -35,3 +35,9 @@ def wait_until_sync(check: Callable[[], bool], *, timeout_s: float, what: str) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not ready within {timeout_s} s")
         time.sleep(0.05)
+
+
+async def on_connection(pool: Any, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Calls ``fn(conn, *args)`` on a connection of ``pool``: for functions that take a connection."""
+    async with pool.acquire() as conn:
+        return await fn(conn, *args, **kwargs)

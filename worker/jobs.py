@@ -26,8 +26,8 @@ from worker.context import CTX_KEY, WorkerContext
 from worker.metrics import JOB_DURATION, JOBS
 
 #: Outcomes of an attempt: the label of searchhub_jobs_total and the log event.
-INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST = (
-    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost",
+INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
+    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost", "database_unavailable",
 )  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def _record(log: Any, outcome: str, started: float, attempt: int, **fields: Any)
     elapsed = time.perf_counter() - started
     JOBS.labels(outcome).inc()
     JOB_DURATION.labels(outcome).observe(elapsed)
-    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST) else "INFO"
+    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST, DB_AWAY) else "INFO"
     log.log(level, f"job_{outcome}", attempt=attempt, duration_ms=round(elapsed * 1000, 1), **fields)
 
 
@@ -87,17 +87,25 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
     try:
         async with tenant_connection(app.pool, payload.tenant_id) as conn:
             claimed = await transitions.claim(conn, payload, app.settings.processing_lease_s)
+            if app.database.end():
+                logger.info("database_reconnected")
             if claimed is None:
                 log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
                 return
             await _attempt(app, conn, payload, log, *claimed)
     except Exception as exc:
-        if not is_unavailable(exc) or isinstance(exc, Retry):
+        if not is_unavailable(exc):
             raise
-        # Not the job's fault: its attempts are not spent on an outage. A claimed job keeps its
-        # lease until it runs out; the reconciler then hands it back to the queue.
-        log.warning("job_deferred_database_unavailable", error=_describe(exc))
-        raise Retry(defer=max(app.settings.retry_backoff_s, 1.0)) from exc
+        # The claim met an outage: every queued delivery does, so report it once, and back off
+        # further at each try (arq counts them; the reconciler re-delivers a job arq gave up on).
+        settings = app.settings
+        defer = min(
+            backoff_s(max(settings.retry_backoff_s, 0.5), ctx.get("job_try", 1)), settings.processing_lease_s
+        )
+        if app.database.begin():
+            logger.warning("database_unavailable", error=_describe(exc))
+        log.debug("claim_deferred_database_unavailable", retry_in_s=defer)
+        raise Retry(defer=defer) from exc
 
 
 async def _attempt(
@@ -128,7 +136,8 @@ async def _attempt(
         await _fail(conn, log, job_id, attempt, started, _describe(exc))
     except Exception as exc:
         if is_unavailable(exc):
-            raise  # not the job's fault: index_document defers it without spending an attempt
+            await _hand_back_after_outage(app, payload, log, attempt, started, exc)
+            return
         await _retry_or_fail(app, conn, log, job_id, attempt, started, exc)
 
 
@@ -166,6 +175,36 @@ async def _retry_or_fail(
     defer = backoff_s(settings.retry_backoff_s, attempt)
     _record(log, RETRY, started, attempt, error=error, retry_in_s=defer)
     raise Retry(defer=defer) from exc
+
+
+async def _hand_back_after_outage(
+    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float, exc: Exception
+) -> None:
+    """The database went away mid-attempt. Not the job's fault, so the attempt must not count, and
+    never does it fail the job: hand it back (queued, attempt returned) as soon as the database
+    answers, and let arq deliver it again. If the database stays away longer than the lease, the
+    reconciler takes the job back instead once it returns (and then the attempt counts)."""
+    settings = app.settings
+    error = _describe(exc)
+    deadline = time.monotonic() + settings.processing_lease_s
+    delay = 0.1
+    while True:
+        try:
+            # A fresh connection: the attempt's own went down with the database.
+            async with tenant_connection(app.pool, payload.tenant_id) as conn:
+                result = await transitions.requeue(conn, payload.job_id, attempt, None, give_back=True)
+            break
+        except Exception as again:
+            if not is_unavailable(again) or time.monotonic() + delay > deadline:
+                _record(log, DB_AWAY, started, attempt, error=error)
+                raise Retry(defer=settings.processing_lease_s) from exc
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    if result is transitions.Requeue.REQUEUED:
+        _record(log, DB_AWAY, started, attempt, error=error, handed_back=True)
+        raise Retry(defer=max(settings.retry_backoff_s, 0.1)) from exc
+    outcome = SUPERSEDED if result is transitions.Requeue.SUPERSEDED else LOST
+    _record(log, outcome, started, attempt, error=error)
 
 
 async def _hand_back(

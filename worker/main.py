@@ -1,8 +1,11 @@
 """``searchhub worker``: one arq worker process that survives Redis and PostgreSQL outages.
 
 arq's own loop ends when Redis drops the connection; this supervisor reports the outage once,
-waits with backoff, and starts the loop again. SIGTERM stops picking jobs, lets running ones
-finish for SEARCHHUB_WORKER_SHUTDOWN_GRACE_S, hands the rest back, and exits.
+waits with backoff, and starts the loop again. Beside it, the reconciler runs every
+SEARCHHUB_RECONCILE_INTERVAL_S (one pass at a time across all workers, worker/reconciler.py); it is
+not an arq cron job because those tick in whole seconds and stop with arq's loop during an outage.
+SIGTERM stops picking jobs, lets running ones finish for SEARCHHUB_WORKER_SHUTDOWN_GRACE_S, hands
+the rest back, and exits.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from shared.queue import REDIS_UNAVAILABLE_ERRORS, create_redis
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.metrics import QUEUE_DEPTH
+from worker.reconciler import reconcile_forever
 from worker.settings import build_worker
 
 MAX_BACKOFF_S = 10.0
@@ -65,6 +69,11 @@ async def serve(settings: Settings) -> None:
     app = WorkerContext(settings=settings, pool=pool)
     holder: list[Worker] = []
     depth = asyncio.create_task(_watch_queue_depth(holder))
+    reconciler_redis = create_redis(settings, timeout_s=5.0)
+    # The reconciler works across tenants, so it acts as the schema owner, outside row-level
+    # security; one connection is all a pass uses.
+    owner_pool = await create_pool(settings, max_size=1, restricted=False)
+    reconciler = asyncio.create_task(reconcile_forever(owner_pool, reconciler_redis, settings))
     stopping = asyncio.create_task(stop.wait())
     backoff = 0.5
     outage = False
@@ -96,8 +105,12 @@ async def serve(settings: Settings) -> None:
                     logger.info("redis_reconnected")
                     backoff = 0.5
     finally:
-        depth.cancel()
-        stopping.cancel()
+        for task in (depth, stopping, reconciler):
+            task.cancel()
+        await asyncio.wait([depth, stopping, reconciler])
+        with contextlib.suppress(Exception):
+            await reconciler_redis.aclose()
+        await owner_pool.close()
         await pool.close()
         logger.info("worker_stopped")
 

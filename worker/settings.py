@@ -19,6 +19,17 @@ from worker.jobs import index_document
 ARQ_TRIES_HEADROOM = 20
 
 
+def arq_timeout_s(settings: Settings) -> float:
+    """arq's own job timeout: our timeout (jobs.py) fires first and is handled; this is the backstop."""
+    return settings.job_timeout_s + 30
+
+
+def in_progress_timeout_s(settings: Settings) -> float:
+    """How long arq's in-progress marker of a started delivery lives (arq adds 10 s to the timeout):
+    until then no other worker starts that job, even if the worker that started it died."""
+    return arq_timeout_s(settings) + 10
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [
@@ -26,8 +37,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 index_document,
                 name=INDEX_JOB_FUNCTION,
                 max_tries=settings.job_max_attempts + ARQ_TRIES_HEADROOM,
-                # Our own timeout (jobs.py) fires first and is handled; arq's is the backstop.
-                timeout=settings.job_timeout_s + 30,
+                timeout=arq_timeout_s(settings),
             )
         ],
         "queue_name": QUEUE_NAME,

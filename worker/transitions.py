@@ -33,9 +33,15 @@ async def claim(
     conn: asyncpg.Connection, payload: IndexJobPayload, lease_s: float
 ) -> tuple[int, pipeline.Source] | None:
     """queued → processing. Returns this attempt's number and the version to index, or None."""
-    row = await conn.fetchrow(Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s)
-    if row is None:
-        return None
+    async with conn.transaction():
+        attempts = await conn.fetchval(
+            Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s
+        )
+        if attempts is None:
+            return None
+        # The row lock taken just now keeps the job (and, by its foreign key, the document) in place.
+        row = await conn.fetchrow(Q.claim_read_document, payload.job_id, payload.document_id)
+        assert row is not None
     source = pipeline.Source(
         document_id=payload.document_id,
         version=row["version"],
@@ -43,7 +49,7 @@ async def claim(
         content=row["content"],
         content_type=row["content_type"],
     )
-    return row["attempts"], source
+    return attempts, source
 
 
 async def renew(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:

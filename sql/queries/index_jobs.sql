@@ -33,21 +33,34 @@ ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
 RETURNING j.id AS job_id, j.document_id;
 
 -- name: claim_job
--- queued -> processing for one delivery. No row: a duplicate or late delivery, or a deleted
--- document. The job records the version it reads now, which is the document's latest.
--- attempts is also this attempt's fencing token: later writes require it unchanged.
+-- queued -> processing for one delivery, first statement of the claim's transaction. No row: a
+-- duplicate or late delivery, or a deleted document. attempts is also this attempt's fencing token:
+-- later writes require it unchanged. The version to index is read by the next statement
+-- (claim_read_document), not here: a re-post that joined this job commits before this UPDATE can
+-- lock the row, but a join with documents here would still see the document as of this
+-- statement's snapshot, older than that re-post, and the re-posted version would never be indexed.
 -- $1 job id, $2 tenant, $3 document id, $4 lease seconds.
 UPDATE index_jobs j
 SET status           = 'processing',
     attempts         = j.attempts + 1,
-    document_version = d.version,
     started_at       = now(),
     updated_at       = now(),
     lease_expires_at = now() + make_interval(secs => $4)
-FROM documents d
 WHERE j.id = $1 AND j.tenant_id = $2 AND j.document_id = $3 AND j.status = 'queued'
-  AND d.id = j.document_id
-RETURNING j.attempts, d.version, d.title, d.content, d.content_type;
+RETURNING j.attempts;
+
+-- name: claim_read_document
+-- Second statement of a claim, in its transaction and so with a newer snapshot: the document's
+-- latest version, which the job records as the version it indexes. Any re-post after this job left
+-- queued makes a job of its own. $1 job id, $2 document id.
+WITH d AS (
+    SELECT id, version, title, content, content_type FROM documents WHERE id = $2
+)
+UPDATE index_jobs j
+SET document_version = d.version
+FROM d
+WHERE j.id = $1 AND j.document_id = d.id AND j.status = 'processing'
+RETURNING d.version, d.title, d.content, d.content_type;
 
 -- name: renew_lease
 -- $1 job id, $2 attempt, $3 lease seconds. No row: the job was taken back; stop writing.
