@@ -101,7 +101,7 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
     try:
         async with _leased(app, job_id, attempt):
             async with asyncio.timeout(settings.job_timeout_s):
-                entry = pipeline.run(source)
+                entry = await pipeline.prepare(source, settings.search_config)
                 completed = await transitions.complete(app.pool, job_id, attempt, entry)
         if completed:
             _record(log, INDEXED, started, attempt, version=source.version)
