@@ -25,16 +25,21 @@ class Doc:
     metadata: dict[str, Any]
 
 
-def _roots() -> list[Path]:
+def _roots() -> list[tuple[Path, str]]:
+    """The standard library, the project's environment, then the interpreter's own packages."""
     paths = sysconfig.get_paths()
-    return [Path(paths["stdlib"]), Path(paths["purelib"])]
+    stdlib, purelib = Path(paths["stdlib"]), Path(paths["purelib"])
+    roots = [(stdlib, "stdlib"), (purelib, "site-packages")]
+    if (stdlib / "site-packages").resolve() != purelib.resolve():
+        roots.append((stdlib / "site-packages", "site-packages"))
+    return roots
 
 
 def _sources() -> Iterator[tuple[str, str, str]]:
     """(module name, origin, source text) in a fixed order."""
-    for root, origin in zip(_roots(), ("stdlib", "site-packages"), strict=True):
+    for root, origin in _roots():
         for path in sorted(root.rglob("*.py")):
-            if origin == "stdlib" and "site-packages" in path.parts:
+            if origin == "stdlib" and "site-packages" in path.relative_to(root).parts:
                 continue
             module = ".".join(path.relative_to(root).with_suffix("").parts)
             yield module, origin, path.read_text(encoding="utf-8", errors="replace")

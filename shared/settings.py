@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Search.
     search_config: RegConfig = "english"
     search_max_query_chars: Positive = 500
+    #: Matching passages ranked per query, newest first: exact for all but very common words.
+    search_candidates: Positive = 1_000
 
     # Pools.
     db_pool_max: Positive = 10

@@ -22,6 +22,8 @@ from shared.schemas import SearchHit, SearchResults
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 MAX_OFFSET = 10_000
+#: How much wider the candidate set is when the first one held too few documents.
+WIDEN = 8
 
 # ts_headline marks hits with two private-use characters (extraction removes them from documents),
 # which become <mark> tags only here: no text of a document can open or close a tag.
@@ -74,9 +76,14 @@ async def search(request: Request) -> Response:
     limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     wanted = metadata_filter(request, settings.max_metadata_bytes)
-    rows = await ctx.pool.fetch(
-        Q.search, tenant_id, settings.search_config, q, wanted, limit, offset, HEADLINE_OPTIONS
-    )
+    cap = max(settings.search_candidates, offset + limit)
+    async with ctx.pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(Q.search_plan_per_query)
+        args = (tenant_id, settings.search_config, q, wanted, limit, offset, HEADLINE_OPTIONS)
+        rows = await conn.fetch(Q.search, *args, cap)
+        if len(rows) < limit and (not rows or rows[0]["candidates"] >= cap):
+            # The newest candidates were passages of only a few (long) documents: look wider once.
+            rows = await conn.fetch(Q.search, *args, cap * WIDEN)
     hits = [
         SearchHit(
             document_id=r["document_id"],
