@@ -20,7 +20,7 @@ from api.errors import ApiError, UnexpectedErrorMiddleware, api_error_handler, h
 from api.metrics import MetricsMiddleware
 from api.openapi import spec
 from api.responses import JSON
-from api.routes import documents, health, index_jobs
+from api.routes import documents, health, index_jobs, search
 from shared.db import create_pool
 from shared.queue import create_redis
 from shared.settings import Settings, load_settings
@@ -37,6 +37,7 @@ ROUTES = [
     Route("/v1/index-jobs", index_jobs.list_jobs, methods=["GET"]),
     Route("/v1/index-jobs/{job_id}", index_jobs.get_job, methods=["GET"]),
     Route("/v1/index-jobs/{job_id}/retry", index_jobs.retry_job, methods=["POST"]),
+    Route("/v1/search", search.search, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),

@@ -19,6 +19,7 @@ from shared.schemas import (
     IndexJob,
     IndexJobPage,
     Readiness,
+    SearchResults,
 )
 
 _REF = "#/components/schemas/{name}"
@@ -33,6 +34,7 @@ _TYPES = (
     IndexJob,
     IndexJobPage,
     Readiness,
+    SearchResults,
 )
 
 
@@ -132,6 +134,38 @@ def spec() -> dict[str, Any]:
                 {"202": accepted_202, **_errors(401, 404, 409, 503)},
                 security=_AUTH,
                 parameters=[_path_param("job_id")],
+            )
+        },
+        "/v1/search": {
+            "get": _operation(
+                "Search the tenant's indexed documents, highest score first",
+                {"200": _json(SearchResults, "hits"), **_errors(401, 422, 503)},
+                security=_AUTH,
+                parameters=[
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "description": 'web-search syntax: words, "a phrase", -word, or',
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 0},
+                    },
+                    {
+                        "name": "filter",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": 'a JSON object the metadata must contain, e.g. {"lang":"en"}',
+                    },
+                ],
             )
         },
         "/healthz": {"get": _operation("The process is alive", {"200": _json(Health, "alive")})},

@@ -78,6 +78,30 @@ class IndexJobPage(msgspec.Struct):
     next_cursor: str | None
 
 
+class SearchHit(msgspec.Struct):
+    """One matching document."""
+
+    document_id: uuid.UUID
+    external_id: str | None
+    title: Annotated[str | None, msgspec.Meta(description="The title as indexed.")]
+    snippet: Annotated[
+        str,
+        msgspec.Meta(
+            description="HTML: the best passage's best fragments, text escaped, query words in <mark>."
+        ),
+    ]
+    score: Annotated[
+        float,
+        msgspec.Meta(description="ts_rank_cd of the best passage: title words weigh 1.0, body words 0.1."),
+    ]
+    metadata: dict[str, Any]
+
+
+class SearchResults(msgspec.Struct):
+    query: str
+    hits: Annotated[list[SearchHit], msgspec.Meta(description="Highest score first.")]
+
+
 class ErrorDetail(msgspec.Struct):
     path: str
     message: str

@@ -19,6 +19,9 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+#: A PostgreSQL text-search configuration (regconfig) name, optionally schema-qualified: an
+#: identifier, so that it is a name and never SQL (it is also only ever sent as a parameter).
+RegConfig = Annotated[str, msgspec.Meta(pattern=r"^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$", max_length=127)]
 
 
 class SettingsError(Exception):
@@ -62,6 +65,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_poll_delay_s: PositiveFloat = 0.05
     worker_metrics_port: Port = 9100
     worker_shutdown_grace_s: NonNegativeFloat = 10.0
+
+    # Search.
+    search_config: RegConfig = "english"
+    search_max_query_chars: Positive = 500
+    #: Matching passages ranked per query, newest first: exact for all but very common words.
+    search_candidates: Positive = 1_000
 
     # Pools.
     db_pool_max: Positive = 10

@@ -250,7 +250,7 @@ async def test_worker_whose_job_was_taken_back_cannot_overwrite_the_newer_state(
     # Another worker has it now.
     fresh = await on_connection(pool, transitions.claim, payload, 60.0)
     assert fresh is not None
-    entry = pipeline.run(source)
+    entry = pipeline.run(source, settings.search_config)
 
     assert not await on_connection(pool, transitions.renew, payload.job_id, stale_attempt, 60.0)
     assert not await on_connection(pool, transitions.complete, payload.job_id, stale_attempt, entry)

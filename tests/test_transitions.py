@@ -35,10 +35,14 @@ async def test_an_older_version_finishing_last_never_overwrites_the_newer_index(
 
     # Version 2 is indexed first; version 1's delivery arrives late.
     assert await on_connection(
-        pool, transitions.complete, second.job_id, claimed_second[0], pipeline.run(claimed_second[1])
+        pool,
+        transitions.complete,
+        second.job_id,
+        claimed_second[0],
+        pipeline.run(claimed_second[1], "english"),
     )
     assert await on_connection(
-        pool, transitions.complete, first.job_id, claimed_first[0], pipeline.run(claimed_first[1])
+        pool, transitions.complete, first.job_id, claimed_first[0], pipeline.run(claimed_first[1], "english")
     )
 
     doc = await pool.fetchrow(
@@ -54,7 +58,7 @@ async def test_a_duplicate_delivery_of_a_finished_job_changes_nothing(
     claimed = await on_connection(pool, transitions.claim, payload, 60.0)
     assert claimed is not None
     assert await on_connection(
-        pool, transitions.complete, payload.job_id, claimed[0], pipeline.run(claimed[1])
+        pool, transitions.complete, payload.job_id, claimed[0], pipeline.run(claimed[1], "english")
     )
     before = await pool.fetchrow("SELECT * FROM index_jobs WHERE id = $1", payload.job_id)
 

@@ -38,7 +38,7 @@ async def _queue_drained(redis: ArqRedis) -> None:
 def failing_step(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
 
-    def explode(source: pipeline.Source) -> pipeline.IndexEntry:
+    def explode(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
         calls.append(source.version)
         raise RuntimeError("extractor exploded")
 
@@ -69,7 +69,7 @@ def test_backoff_doubles_from_the_base() -> None:
 async def test_permanent_error_fails_at_once_without_retry(
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch, worker: None
 ) -> None:
-    def unusable(source: pipeline.Source) -> pipeline.IndexEntry:
+    def unusable(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
         raise pipeline.PermanentError("content is not text")
 
     monkeypatch.setattr(pipeline, "run", unusable)
@@ -87,9 +87,9 @@ async def test_two_deliveries_of_one_job_index_it_once(
     runs: list[int] = []
     real_run = pipeline.run
 
-    def counting(source: pipeline.Source) -> pipeline.IndexEntry:
+    def counting(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
         runs.append(source.version)
-        return real_run(source)
+        return real_run(source, config)
 
     monkeypatch.setattr(pipeline, "run", counting)
     posted = (await tenant.post("/v1/documents", {"content": "twice delivered"})).json()
@@ -135,7 +135,7 @@ async def test_failed_job_can_be_retried_as_a_new_job(
 ) -> None:
     real_run = pipeline.run
 
-    def unusable(source: pipeline.Source) -> pipeline.IndexEntry:
+    def unusable(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
         raise pipeline.PermanentError("not today")
 
     monkeypatch.setattr(pipeline, "run", unusable)

@@ -122,7 +122,7 @@ async def _attempt(
     try:
         async with _leased(app, payload, attempt):
             async with asyncio.timeout(settings.job_timeout_s):
-                entry = pipeline.run(source)
+                entry = await pipeline.prepare(source, settings.search_config)
                 completed = await transitions.complete(conn, job_id, attempt, entry)
         if completed:
             _record(log, INDEXED, started, attempt, version=source.version)

@@ -7,10 +7,18 @@ index stores. ``upsert`` writes it inside the transaction that marks the job ind
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
 import asyncpg
+
+from shared.queries import Q
+from worker import extraction
+
+#: Content larger than this is extracted in a thread, so that the event loop keeps renewing leases
+#: and serving other jobs while a big document is parsed.
+THREAD_ABOVE_CHARS = 256 * 1024
 
 
 class PermanentError(Exception):
@@ -41,27 +49,57 @@ class IndexEntry:
     document_id: uuid.UUID
     version: int
     title: str | None
-    text: str
+    passages: list[str]
+    #: The text-search configuration (regconfig) the tsvectors are built with.
+    config: str
 
 
 def extract(source: Source) -> Extracted:
-    """The document's plain text. Markdown and HTML are taken as they are until the search index
-    lands (see the search issue); every content type ends as text here."""
-    return Extracted(title=source.title, text=source.content)
+    """The document's plain text, by content type; the client's title, else one found in the
+    content (an HTML <title>)."""
+    try:
+        found_title, text = extraction.extract(source.content_type, source.content)
+    except extraction.NotText as exc:
+        raise PermanentError(str(exc)) from None
+    title = source.title if source.title and source.title.strip() else found_title
+    if not text.strip() and not title:
+        raise PermanentError(f"no searchable text: the {source.content_type} content has no visible text")
+    return Extracted(title=title, text=text)
 
 
-def index(source: Source, extracted: Extracted) -> IndexEntry:
+def index(source: Source, extracted: Extracted, config: str) -> IndexEntry:
     return IndexEntry(
-        document_id=source.document_id, version=source.version, title=extracted.title, text=extracted.text
+        document_id=source.document_id,
+        version=source.version,
+        title=extracted.title,
+        passages=extraction.passages(extracted.text),
+        config=config,
     )
 
 
 async def upsert(conn: asyncpg.Connection, entry: IndexEntry) -> None:
-    """Writes the entry into the search index, inside the completing transaction. The version that
-    was indexed is recorded by ``complete_job`` itself (documents.indexed_version), which never moves
-    backwards; the search index arrives with GET /v1/search."""
-    del conn, entry
+    """Replaces the document's passages, inside the completing transaction; ``complete_job`` has
+    already checked that this version is newer than the one indexed and holds the document's row
+    lock, so concurrent jobs of one document replace its passages one after the other."""
+    await conn.execute(Q.delete_passages, entry.document_id)
+    count = len(entry.passages)
+    await conn.execute(
+        Q.insert_passages,
+        entry.config,
+        [entry.document_id] * count,
+        [entry.version] * count,
+        list(range(count)),
+        [entry.title] * count,
+        entry.passages,
+    )
 
 
-def run(source: Source) -> IndexEntry:
-    return index(source, extract(source))
+def run(source: Source, config: str) -> IndexEntry:
+    return index(source, extract(source), config)
+
+
+async def prepare(source: Source, config: str) -> IndexEntry:
+    """``run``, in a thread for big content."""
+    if len(source.content) > THREAD_ABOVE_CHARS:
+        return await asyncio.to_thread(run, source, config)
+    return run(source, config)

@@ -62,9 +62,13 @@ async def complete(
     """processing → indexed, with the index written in the same transaction. False: the job is no
     longer ours, and nothing was written."""
     async with conn.transaction():
-        if not await conn.fetchval(Q.complete_job, job_id, attempt):
+        row = await conn.fetchrow(Q.complete_job, job_id, attempt)
+        if row is None or not row["completed"]:
             return False  # the statement changed nothing, so there is nothing to undo
-        await pipeline.upsert(conn, entry)
+        if row["advanced"]:
+            await pipeline.upsert(conn, entry)
+        # else a newer version is indexed already (or the document is gone): this job is done,
+        # and its older text must not replace the newer one.
         return True
 
 

@@ -33,7 +33,12 @@ GRANT USAGE ON SCHEMA public TO searchhub_app;
 GRANT SELECT ON tenants TO searchhub_app;
 -- Authentication reads keys before any tenant is known, and touches last_used_at.
 GRANT SELECT, UPDATE (last_used_at) ON api_keys TO searchhub_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON documents, index_jobs, idempotency_keys TO searchhub_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON documents, index_jobs, idempotency_keys, search_passages TO searchhub_app;
+DO $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO searchhub_app', pg_get_serial_sequence('search_passages', 'indexed_seq'));
+END
+$$;
 GRANT EXECUTE ON FUNCTION searchhub_current_tenant() TO searchhub_app;
 
 ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
@@ -50,6 +55,11 @@ ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
 CREATE POLICY idempotency_keys_tenant ON idempotency_keys TO searchhub_app
     USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
 COMMENT ON POLICY idempotency_keys_tenant ON idempotency_keys IS 'searchhub_app sees only the current tenant''s idempotency records.';
+
+ALTER TABLE search_passages ENABLE ROW LEVEL SECURITY;
+CREATE POLICY search_passages_tenant ON search_passages TO searchhub_app
+    USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
+COMMENT ON POLICY search_passages_tenant ON search_passages IS 'searchhub_app searches and writes only the current tenant''s index.';
 
 -- Backpressure counts a tenant's queued jobs; this keeps that count an index-only scan.
 CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id) WHERE status = 'queued';

@@ -71,8 +71,11 @@ RETURNING id;
 
 -- name: complete_job
 -- processing -> indexed for this attempt only, and advance the document's indexed version, never
--- backwards (an older job finishing late leaves a newer index alone).
--- $1 job id, $2 attempt. Returns whether the job moved.
+-- backwards (an older job finishing late leaves a newer index alone). The UPDATE of documents
+-- locks the document's row until the transaction ends: a concurrent job of the same document, or
+-- its DELETE, waits for it, and then sees the version this one wrote.
+-- $1 job id, $2 attempt. Returns whether the job moved, and whether this version is now the
+-- indexed one (only then does the caller replace the search passages).
 WITH job AS (
     UPDATE index_jobs
     SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
@@ -85,7 +88,7 @@ WITH job AS (
     WHERE d.id = job.document_id AND (d.indexed_version IS NULL OR d.indexed_version < job.document_version)
     RETURNING d.id
 )
-SELECT EXISTS (SELECT 1 FROM job) AS completed;
+SELECT EXISTS (SELECT 1 FROM job) AS completed, EXISTS (SELECT 1 FROM doc) AS advanced;
 
 -- name: requeue_job
 -- processing -> queued: this attempt failed and another is due (or the worker is stopping and hands

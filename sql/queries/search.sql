@@ -1,0 +1,63 @@
+-- name: delete_passages
+-- Removes a document's passages before its newer version's are written (same transaction).
+DELETE FROM search_passages WHERE document_id = $1;
+
+-- name: insert_passages
+-- Writes passages, any number of documents at once (the worker writes one document's, the
+-- benchmark loads many). Title weighs A, body D; the tenant is the document's own.
+-- $1 text-search configuration, then arrays of equal length: $2 document ids, $3 versions,
+-- $4 passage numbers, $5 titles, $6 bodies.
+INSERT INTO search_passages (tenant_id, document_id, passage_no, version, title, body, tsv)
+SELECT d.tenant_id, u.document_id, u.passage_no, u.version, u.title, u.body,
+       setweight(to_tsvector($1::regconfig, coalesce(u.title, '')), 'A')
+       || setweight(to_tsvector($1::regconfig, u.body), 'D')
+FROM unnest($2::uuid[], $3::integer[], $4::integer[], $5::text[], $6::text[])
+         AS u (document_id, version, passage_no, title, body)
+JOIN documents d ON d.id = u.document_id;
+
+-- name: search_plan_per_query
+-- The search below needs a plan per query: the word's frequency decides between the GIN index
+-- (rare word) and a newest-first walk (common word), and a cached generic plan cannot know it.
+SET LOCAL plan_cache_mode = force_custom_plan;
+
+-- name: search
+-- One page of hits. Candidates: the tenant's matching passages (metadata filter applied), the
+-- newest $8 of them; for all but very common words that is every match. They are ranked with
+-- ts_rank_cd (title weight A = 1.0, body weight D = 0.1, no length normalisation), the best passage
+-- per document counts, highest score first. ts_headline runs only on the page's passages, after
+-- LIMIT; the snippet is HTML (text escaped, hits between $7's marks).
+-- $1 tenant, $2 text-search configuration, $3 query in web-search syntax, $4 metadata filter
+-- (jsonb object, containment) or NULL, $5 limit, $6 offset, $7 ts_headline options,
+-- $8 candidate limit. "candidates" tells the caller whether the limit was reached.
+WITH candidates AS (
+    -- The tsquery is written out (not taken from a CTE) so that the planner sees its words.
+    SELECT p.document_id, p.passage_no, p.tsv
+    FROM search_passages p
+    WHERE p.tenant_id = $1
+      AND p.tsv @@ websearch_to_tsquery($2::regconfig, $3)
+      AND ($4::jsonb IS NULL
+           OR EXISTS (SELECT FROM documents d WHERE d.id = p.document_id AND d.metadata @> $4::jsonb))
+    ORDER BY p.indexed_seq DESC
+    LIMIT $8
+), ranked AS (
+    -- Ranked only here, after LIMIT: ranking is the costly part (every tsvector is read).
+    SELECT DISTINCT ON (c.document_id) c.document_id, c.passage_no,
+           ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, websearch_to_tsquery($2::regconfig, $3)) AS score
+    FROM candidates c
+    ORDER BY c.document_id, score DESC, c.passage_no
+), page AS (
+    SELECT r.document_id, r.passage_no, r.score
+    FROM ranked r
+    ORDER BY r.score DESC, r.document_id
+    LIMIT $5 OFFSET $6
+)
+SELECT page.document_id, d.external_id, p.title, page.score, d.metadata,
+       -- Escaped first: the headline parser would drop text that looks like a tag ("<daily>").
+       ts_headline($2::regconfig,
+                   replace(replace(replace(p.body, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
+                   websearch_to_tsquery($2::regconfig, $3), $7) AS snippet,
+       (SELECT count(*) FROM candidates) AS candidates
+FROM page
+JOIN search_passages p ON p.document_id = page.document_id AND p.passage_no = page.passage_no
+JOIN documents d ON d.id = page.document_id
+ORDER BY page.score DESC, page.document_id;
