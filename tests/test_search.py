@@ -74,7 +74,7 @@ async def test_html_visible_text_only_entities_decoded_title_from_head(
     assert job["status"] == "indexed"
 
     body = await pool.fetchval(
-        "SELECT string_agg(body, ' ') FROM search_passages WHERE document_id = $1",
+        "SELECT string_agg(body, ' ') FROM search_passage_texts WHERE document_id = $1",
         uuid.UUID(job["document_id"]),
     )
     assert "Tom & Jerry drink cappuccino <daily>." in body
@@ -109,7 +109,7 @@ async def test_markdown_is_parsed_to_its_text(tenant: Tenant, worker: None, pool
     assert job["status"] == "indexed"
 
     body = await pool.fetchval(
-        "SELECT body FROM search_passages WHERE document_id = $1", uuid.UUID(job["document_id"])
+        "SELECT body FROM search_passage_texts WHERE document_id = $1", uuid.UUID(job["document_id"])
     )
     assert "Grow tomatoes in full sun; see the guide." in body
     assert "*" not in body
@@ -287,7 +287,7 @@ async def test_five_megabyte_document_indexes_and_its_last_paragraph_is_found(
     assert "<mark>quetzalcoatl</mark>" in hits[0]["snippet"]
     stored = await pool.fetchrow(
         "SELECT count(*) AS passages, sum(length(body)) AS chars, max(length(body)) AS longest"
-        " FROM search_passages WHERE document_id = $1",
+        " FROM search_passage_texts WHERE document_id = $1",
         uuid.UUID(job["document_id"]),
     )
     assert stored["passages"] > 1
@@ -386,6 +386,7 @@ async def test_delete_during_indexing_is_not_undone_by_the_running_job(
 
     assert gate.result is False  # the job went with its document; nothing was written
     assert await search(tenant, "narwhal") == []
-    count = await pool.fetchval("SELECT count(*) FROM search_passages WHERE document_id = $1", document_id)
-    assert count == 0
+    for table in ("search_passages", "search_passage_texts"):
+        count = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE document_id = $1", document_id)
+        assert count == 0, table
     assert (await tenant.get(f"/v1/index-jobs/{answer.json()['job_id']}")).status_code == 404

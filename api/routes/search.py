@@ -79,6 +79,8 @@ async def search(request: Request) -> Response:
     cap = max(settings.search_candidates, offset + limit)
     async with ctx.pool.acquire() as conn, conn.transaction(readonly=True):
         await conn.execute(Q.search_plan_per_query)
+        if '"' in q:
+            await conn.execute(Q.search_plan_by_index)
         args = (tenant_id, settings.search_config, q, wanted, limit, offset, HEADLINE_OPTIONS)
         rows = await conn.fetch(Q.search, *args, cap)
         if len(rows) < limit and (not rows or rows[0]["candidates"] >= cap):
