@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from shared.settings import SettingsError, load_settings
 from tests.conftest import Tenant
 from tests.support import eventually
 from worker import transitions
@@ -390,3 +391,66 @@ async def test_delete_during_indexing_is_not_undone_by_the_running_job(
         count = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE document_id = $1", document_id)
         assert count == 0, table
     assert (await tenant.get(f"/v1/index-jobs/{answer.json()['job_id']}")).status_code == 404
+
+
+# --- for DBAs and clients -------------------------------------------------------------------------
+
+
+async def test_a_dba_can_search_with_plain_sql(tenant: Tenant, worker: None, pool: asyncpg.Pool) -> None:
+    job = await index(tenant, content="The connection pool is shared.", external_id="pool-doc")
+    await index(tenant, content="The connection pool talks to redis.")
+
+    # The statement of README.md, "Plain SQL", with the tenant as a parameter.
+    rows = await pool.fetch(
+        """
+        SELECT p.document_id, d.external_id, t.title, max(ts_rank_cd('{0.1,0.2,0.4,1.0}', p.tsv, q)) AS score
+        FROM search_passages p
+        JOIN search_passage_texts t USING (document_id, passage_no)
+        JOIN documents d ON d.id = p.document_id,
+             websearch_to_tsquery('english', '"connection pool" -redis') AS q
+        WHERE p.tenant_id = $1 AND p.tsv @@ q
+        GROUP BY p.document_id, d.external_id, t.title
+        ORDER BY score DESC
+        LIMIT 10
+        """,
+        tenant.id,
+    )
+
+    assert [(str(r["document_id"]), r["external_id"]) for r in rows] == [(job["document_id"], "pool-doc")]
+
+
+async def test_search_tables_and_columns_are_commented(pool: asyncpg.Pool) -> None:
+    missing = await pool.fetch(
+        """
+        SELECT c.relname, a.attname
+        FROM pg_class c
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.relname IN ('search_passages', 'search_passage_texts')
+          AND col_description(c.oid, a.attnum) IS NULL
+        """
+    )
+    assert missing == []
+    for table in ("search_passages", "search_passage_texts"):
+        assert await pool.fetchval("SELECT obj_description($1::regclass, 'pg_class')", table)
+
+
+async def test_openapi_documents_search(tenant: Tenant) -> None:
+    spec = (await tenant.client.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/search"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"q", "limit", "offset", "filter"}
+    hit = spec["components"]["schemas"]["SearchHit"]
+    assert set(hit["required"]) == {"document_id", "external_id", "title", "snippet", "score", "metadata"}
+
+
+@pytest.mark.parametrize("value", ["english; DROP TABLE documents", "two words", "", "Ünglish"])
+def test_search_config_setting_must_be_a_regconfig_name(value: str) -> None:
+    if not value:
+        assert load_settings({"SEARCHHUB_SEARCH_CONFIG": value}, env_file=None).search_config == "english"
+        return
+    with pytest.raises(SettingsError, match="SEARCHHUB_SEARCH_CONFIG"):
+        load_settings({"SEARCHHUB_SEARCH_CONFIG": value}, env_file=None)
+
+
+def test_search_config_setting_takes_schema_qualified_names() -> None:
+    settings = load_settings({"SEARCHHUB_SEARCH_CONFIG": "pg_catalog.simple"}, env_file=None)
+    assert settings.search_config == "pg_catalog.simple"
