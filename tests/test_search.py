@@ -8,9 +8,13 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
+import msgspec
 import pytest
 
-from shared.settings import SettingsError, load_settings
+from api.app import build_app
+from searchhub.tenants import create_tenant
+from shared.settings import Settings, SettingsError, load_settings
 from tests.conftest import Tenant
 from tests.support import eventually
 from worker import transitions
@@ -454,3 +458,29 @@ def test_search_config_setting_must_be_a_regconfig_name(value: str) -> None:
 def test_search_config_setting_takes_schema_qualified_names() -> None:
     settings = load_settings({"SEARCHHUB_SEARCH_CONFIG": "pg_catalog.simple"}, env_file=None)
     assert settings.search_config == "pg_catalog.simple"
+
+
+async def test_candidate_limit_widens_when_one_long_document_fills_it(
+    settings: Settings, pool: asyncpg.Pool, worker: None, redis: object
+) -> None:
+    """With a limit of 3 candidates, the newest 3 matching passages all belong to one long
+    document: the search looks wider once and still returns every matching document."""
+    app = build_app(msgspec.structs.replace(settings, search_candidates=3))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://searchhub.test") as client:
+            async with pool.acquire() as conn:
+                tenant_id, key = await create_tenant(conn, f"tenant-{uuid.uuid4().hex[:12]}")
+            tenant = Tenant(tenant_id, key, client)
+            small = [await index(tenant, content=f"short note {n} about llamas") for n in range(3)]
+            long_text = "\n\n".join(f"Paragraph {n} about llamas. " + "filler words " * 60 for n in range(40))
+            big = await index(tenant, content=long_text)
+            assert {j["status"] for j in [*small, big]} == {"indexed"}
+            passages = await pool.fetchval(
+                "SELECT count(*) FROM search_passages WHERE document_id = $1", uuid.UUID(big["document_id"])
+            )
+            assert passages > 3
+
+            hits = await search(tenant, "llamas")
+
+            assert set(ids(hits)) == {j["document_id"] for j in [*small, big]}
