@@ -29,7 +29,7 @@ def _roots() -> list[tuple[Path, str]]:
     """The standard library, the project's environment, then the interpreter's own packages."""
     paths = sysconfig.get_paths()
     stdlib, purelib = Path(paths["stdlib"]), Path(paths["purelib"])
-    roots = [(stdlib, "stdlib"), (purelib, "site-packages")]
+    roots = [(stdlib, "stdlib"), (purelib, "venv")]
     if (stdlib / "site-packages").resolve() != purelib.resolve():
         roots.append((stdlib / "site-packages", "site-packages"))
     return roots
@@ -72,7 +72,7 @@ def documents(count: int) -> Iterator[Doc]:
             ct = content_type[made % 10]
             title = module if kind == "module" else f"{module}.{name}"
             yield Doc(
-                external_id=f"{module}:{start}",
+                external_id=f"{origin}/{module}:{start}",  # a module can be in two roots
                 title=title,
                 content=_as(ct, title, text),
                 content_type=ct,

@@ -137,6 +137,8 @@ async def _query_mix(conn: asyncpg.Connection) -> dict[str, list[str]]:
         "phrase": PHRASES,
         "two_term_and": [f"{a} {b}" for a, b in zip(middle[:10], middle[10:], strict=True)],
         "negation": [f"{a} -{b}" for a, b in zip(common, words[10:20], strict=True)],
+        # Not part of the fixed mix: common words within a metadata filter.
+        "filtered": [f'{w}\t{{"kind": "class"}}' for w in common],
         "_frequency": [f"{r['word']}:{r['ndoc']}" for r in stats[:10]],
     }
 
@@ -145,15 +147,15 @@ async def _time_queries(
     client: httpx.AsyncClient, key: str, queries: Iterable[str], rounds: int
 ) -> tuple[list[float], float]:
     headers = {"Authorization": f"Bearer {key}"}
-    queries = list(queries)
-    for q in queries:  # warm the caches, as a running service has them
-        (await client.get("/v1/search", params={"q": q}, headers=headers)).raise_for_status()
+    # A tab separates a query from its metadata filter.
+    params = [dict(zip(("q", "filter"), q.split("\t"), strict=False)) for q in queries]
+    for p in params:  # warm the caches, as a running service has them
+        (await client.get("/v1/search", params=p, headers=headers)).raise_for_status()
     timings: list[float] = []
     hits = 0
     for i in range(rounds):
-        q = queries[i % len(queries)]
         started = time.perf_counter()
-        response = await client.get("/v1/search", params={"q": q}, headers=headers)
+        response = await client.get("/v1/search", params=params[i % len(params)], headers=headers)
         timings.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
         hits += len(response.json()["hits"])

@@ -8,8 +8,13 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
+import msgspec
 import pytest
 
+from api.app import build_app
+from searchhub.tenants import create_tenant
+from shared.settings import Settings, SettingsError, load_settings
 from tests.conftest import Tenant
 from tests.support import eventually
 from worker import transitions
@@ -74,7 +79,7 @@ async def test_html_visible_text_only_entities_decoded_title_from_head(
     assert job["status"] == "indexed"
 
     body = await pool.fetchval(
-        "SELECT string_agg(body, ' ') FROM search_passages WHERE document_id = $1",
+        "SELECT string_agg(body, ' ') FROM search_passage_texts WHERE document_id = $1",
         uuid.UUID(job["document_id"]),
     )
     assert "Tom & Jerry drink cappuccino <daily>." in body
@@ -109,7 +114,7 @@ async def test_markdown_is_parsed_to_its_text(tenant: Tenant, worker: None, pool
     assert job["status"] == "indexed"
 
     body = await pool.fetchval(
-        "SELECT body FROM search_passages WHERE document_id = $1", uuid.UUID(job["document_id"])
+        "SELECT body FROM search_passage_texts WHERE document_id = $1", uuid.UUID(job["document_id"])
     )
     assert "Grow tomatoes in full sun; see the guide." in body
     assert "*" not in body
@@ -287,7 +292,7 @@ async def test_five_megabyte_document_indexes_and_its_last_paragraph_is_found(
     assert "<mark>quetzalcoatl</mark>" in hits[0]["snippet"]
     stored = await pool.fetchrow(
         "SELECT count(*) AS passages, sum(length(body)) AS chars, max(length(body)) AS longest"
-        " FROM search_passages WHERE document_id = $1",
+        " FROM search_passage_texts WHERE document_id = $1",
         uuid.UUID(job["document_id"]),
     )
     assert stored["passages"] > 1
@@ -386,6 +391,96 @@ async def test_delete_during_indexing_is_not_undone_by_the_running_job(
 
     assert gate.result is False  # the job went with its document; nothing was written
     assert await search(tenant, "narwhal") == []
-    count = await pool.fetchval("SELECT count(*) FROM search_passages WHERE document_id = $1", document_id)
-    assert count == 0
+    for table in ("search_passages", "search_passage_texts"):
+        count = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE document_id = $1", document_id)
+        assert count == 0, table
     assert (await tenant.get(f"/v1/index-jobs/{answer.json()['job_id']}")).status_code == 404
+
+
+# --- for DBAs and clients -------------------------------------------------------------------------
+
+
+async def test_a_dba_can_search_with_plain_sql(tenant: Tenant, worker: None, pool: asyncpg.Pool) -> None:
+    job = await index(tenant, content="The connection pool is shared.", external_id="pool-doc")
+    await index(tenant, content="The connection pool talks to redis.")
+
+    # The statement of README.md, "Plain SQL", with the tenant as a parameter.
+    rows = await pool.fetch(
+        """
+        SELECT p.document_id, d.external_id, t.title, max(ts_rank_cd('{0.1,0.2,0.4,1.0}', p.tsv, q)) AS score
+        FROM search_passages p
+        JOIN search_passage_texts t USING (document_id, passage_no)
+        JOIN documents d ON d.id = p.document_id,
+             websearch_to_tsquery('english', '"connection pool" -redis') AS q
+        WHERE p.tenant_id = $1 AND p.tsv @@ q
+        GROUP BY p.document_id, d.external_id, t.title
+        ORDER BY score DESC
+        LIMIT 10
+        """,
+        tenant.id,
+    )
+
+    assert [(str(r["document_id"]), r["external_id"]) for r in rows] == [(job["document_id"], "pool-doc")]
+
+
+async def test_search_tables_and_columns_are_commented(pool: asyncpg.Pool) -> None:
+    missing = await pool.fetch(
+        """
+        SELECT c.relname, a.attname
+        FROM pg_class c
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.relname IN ('search_passages', 'search_passage_texts')
+          AND col_description(c.oid, a.attnum) IS NULL
+        """
+    )
+    assert missing == []
+    for table in ("search_passages", "search_passage_texts"):
+        assert await pool.fetchval("SELECT obj_description($1::regclass, 'pg_class')", table)
+
+
+async def test_openapi_documents_search(tenant: Tenant) -> None:
+    spec = (await tenant.client.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/search"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"q", "limit", "offset", "filter"}
+    hit = spec["components"]["schemas"]["SearchHit"]
+    assert set(hit["required"]) == {"document_id", "external_id", "title", "snippet", "score", "metadata"}
+
+
+@pytest.mark.parametrize("value", ["english; DROP TABLE documents", "two words", "", "Ünglish"])
+def test_search_config_setting_must_be_a_regconfig_name(value: str) -> None:
+    if not value:
+        assert load_settings({"SEARCHHUB_SEARCH_CONFIG": value}, env_file=None).search_config == "english"
+        return
+    with pytest.raises(SettingsError, match="SEARCHHUB_SEARCH_CONFIG"):
+        load_settings({"SEARCHHUB_SEARCH_CONFIG": value}, env_file=None)
+
+
+def test_search_config_setting_takes_schema_qualified_names() -> None:
+    settings = load_settings({"SEARCHHUB_SEARCH_CONFIG": "pg_catalog.simple"}, env_file=None)
+    assert settings.search_config == "pg_catalog.simple"
+
+
+async def test_candidate_limit_widens_when_one_long_document_fills_it(
+    settings: Settings, pool: asyncpg.Pool, worker: None, redis: object
+) -> None:
+    """With a limit of 3 candidates, the newest 3 matching passages all belong to one long
+    document: the search looks wider once and still returns every matching document."""
+    app = build_app(msgspec.structs.replace(settings, search_candidates=3))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://searchhub.test") as client:
+            async with pool.acquire() as conn:
+                tenant_id, key = await create_tenant(conn, f"tenant-{uuid.uuid4().hex[:12]}")
+            tenant = Tenant(tenant_id, key, client)
+            small = [await index(tenant, content=f"short note {n} about llamas") for n in range(3)]
+            long_text = "\n\n".join(f"Paragraph {n} about llamas. " + "filler words " * 60 for n in range(40))
+            big = await index(tenant, content=long_text)
+            assert {j["status"] for j in [*small, big]} == {"indexed"}
+            passages = await pool.fetchval(
+                "SELECT count(*) FROM search_passages WHERE document_id = $1", uuid.UUID(big["document_id"])
+            )
+            assert passages > 3
+
+            hits = await search(tenant, "llamas")
+
+            assert set(ids(hits)) == {j["document_id"] for j in [*small, big]}

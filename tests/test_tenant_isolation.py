@@ -7,17 +7,21 @@ import pytest
 
 from shared.db import tenant_connection
 from tests.conftest import Tenant
+from tests.support import eventually
 
-TENANT_TABLES = ("documents", "index_jobs", "idempotency_keys")
+TENANT_TABLES = ("documents", "index_jobs", "idempotency_keys", "search_passages")
+ALL_TENANT_DATA = (*TENANT_TABLES, "search_passage_texts")
 
 
 async def _seed(tenant: Tenant) -> None:
-    await tenant.post("/v1/documents", {"content": "private words"}, **{"Idempotency-Key": "seed"})
+    """A document with its job, idempotency record and (once indexed) search rows."""
+    posted = await tenant.post("/v1/documents", {"content": "private words"}, **{"Idempotency-Key": "seed"})
+    await eventually(lambda: tenant.job(posted.json()["job_id"]), lambda j: j["status"] == "indexed")
 
 
-@pytest.mark.parametrize("table", TENANT_TABLES)
+@pytest.mark.parametrize("table", ALL_TENANT_DATA)
 async def test_query_that_forgot_the_tenant_sees_nothing(
-    tenant: Tenant, other_tenant: Tenant, app_pool: asyncpg.Pool, pool: asyncpg.Pool, table: str
+    tenant: Tenant, other_tenant: Tenant, app_pool: asyncpg.Pool, pool: asyncpg.Pool, worker: None, table: str
 ) -> None:
     await _seed(tenant)
     await _seed(other_tenant)
@@ -30,7 +34,7 @@ async def test_query_that_forgot_the_tenant_sees_nothing(
 
 @pytest.mark.parametrize("table", TENANT_TABLES)
 async def test_bound_connection_sees_only_its_tenant(
-    tenant: Tenant, other_tenant: Tenant, app_pool: asyncpg.Pool, table: str
+    tenant: Tenant, other_tenant: Tenant, app_pool: asyncpg.Pool, worker: None, table: str
 ) -> None:
     await _seed(tenant)
     await _seed(other_tenant)
@@ -52,7 +56,9 @@ async def test_bound_connection_cannot_write_for_another_tenant(
             )
 
 
-async def test_tenant_binding_ends_with_the_connections_loan(tenant: Tenant, app_pool: asyncpg.Pool) -> None:
+async def test_tenant_binding_ends_with_the_connections_loan(
+    tenant: Tenant, app_pool: asyncpg.Pool, worker: None
+) -> None:
     await _seed(tenant)
     async with tenant_connection(app_pool, tenant.id) as conn:
         assert await conn.fetchval("SELECT count(*) FROM documents") == 1

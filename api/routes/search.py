@@ -77,10 +77,13 @@ async def search(request: Request) -> Response:
         wanted = metadata_filter(request, settings.max_metadata_bytes)
         cap = max(settings.search_candidates, offset + limit)
         await conn.execute(Q.search_plan_per_query)
+        if '"' in q:
+            await conn.execute(Q.search_plan_by_index)
         args = (tenant_id, settings.search_config, q, wanted, limit, offset, HEADLINE_OPTIONS)
         rows = await conn.fetch(Q.search, *args, cap)
-        if len(rows) < limit and (not rows or rows[0]["candidates"] >= cap):
-            # The newest candidates were passages of only a few (long) documents: look wider once.
+        # Too few hits although the candidate limit was reached (an empty page past offset 0 may
+        # be such a case too): the newest candidates were passages of only a few long documents.
+        if len(rows) < limit and (rows[0]["candidates"] >= cap if rows else offset > 0):
             rows = await conn.fetch(Q.search, *args, cap * WIDEN)
     hits = [
         SearchHit(

@@ -33,7 +33,8 @@ GRANT USAGE ON SCHEMA public TO searchhub_app;
 GRANT SELECT ON tenants TO searchhub_app;
 -- Authentication reads keys before any tenant is known, and touches last_used_at.
 GRANT SELECT, UPDATE (last_used_at) ON api_keys TO searchhub_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON documents, index_jobs, idempotency_keys, search_passages TO searchhub_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON documents, index_jobs, idempotency_keys, search_passages,
+    search_passage_texts TO searchhub_app;
 DO $$
 BEGIN
     EXECUTE format('GRANT USAGE ON SEQUENCE %s TO searchhub_app', pg_get_serial_sequence('search_passages', 'indexed_seq'));
@@ -60,6 +61,13 @@ ALTER TABLE search_passages ENABLE ROW LEVEL SECURITY;
 CREATE POLICY search_passages_tenant ON search_passages TO searchhub_app
     USING (tenant_id = searchhub_current_tenant()) WITH CHECK (tenant_id = searchhub_current_tenant());
 COMMENT ON POLICY search_passages_tenant ON search_passages IS 'searchhub_app searches and writes only the current tenant''s index.';
+
+-- No tenant_id of its own: a text row is visible with its document, itself bound by documents_tenant.
+ALTER TABLE search_passage_texts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY search_passage_texts_tenant ON search_passage_texts TO searchhub_app
+    USING (EXISTS (SELECT 1 FROM documents d WHERE d.id = search_passage_texts.document_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM documents d WHERE d.id = search_passage_texts.document_id));
+COMMENT ON POLICY search_passage_texts_tenant ON search_passage_texts IS 'searchhub_app sees the text of the current tenant''s passages only (through their documents).';
 
 -- Backpressure counts a tenant's queued jobs; this keeps that count an index-only scan.
 CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id) WHERE status = 'queued';
