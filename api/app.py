@@ -15,14 +15,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.context import AppContext
+from api.enqueuer import Enqueuer
 from api.errors import ApiError, UnexpectedErrorMiddleware, api_error_handler, http_exception_handler
 from api.metrics import MetricsMiddleware
 from api.openapi import spec
 from api.responses import JSON
 from api.routes import documents, health, index_jobs
+from shared.constants import SERVICE_API
 from shared.db import create_pool
+from shared.logs import configure_logging
 from shared.queue import create_redis
 from shared.settings import Settings, load_settings
+
+#: How long a stopping API keeps sending buffered enqueues before leaving them to the reconciler.
+SHUTDOWN_FLUSH_S = 5.0
 
 
 async def openapi(request: Request) -> Response:
@@ -31,6 +37,7 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/documents", documents.post_document, methods=["POST"]),
+    Route("/v1/documents/batch", documents.post_batch, methods=["POST"]),
     Route("/v1/documents/{document_id}", documents.get_document, methods=["GET"]),
     Route("/v1/documents/{document_id}", documents.delete_document, methods=["DELETE"]),
     Route("/v1/index-jobs", index_jobs.list_jobs, methods=["GET"]),
@@ -48,11 +55,19 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await create_pool(settings)
         redis = create_redis(settings)
-        app.state.ctx = AppContext(settings=settings, pool=pool, redis=redis)
+        enqueuer = Enqueuer(
+            redis,
+            max_pending=settings.enqueue_buffer_max,
+            max_batch=settings.enqueue_batch_max,
+            timeout_s=settings.enqueue_timeout_s,
+        )
+        enqueuer.start()
+        app.state.ctx = AppContext(settings=settings, pool=pool, redis=redis, enqueuer=enqueuer)
         logger.info("api_started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
+            await enqueuer.close(SHUTDOWN_FLUSH_S)
             await redis.aclose()
             await pool.close()
 
@@ -65,5 +80,8 @@ def build_app(settings: Settings) -> Starlette:
 
 
 def create_app() -> Starlette:
-    """uvicorn factory: settings from the environment (logging is set up by ``searchhub api``)."""
-    return build_app(load_settings())
+    """uvicorn factory: settings from the environment. With SEARCHHUB_API_WORKERS > 1 each uvicorn
+    worker process calls it, so it also sets up that process's logging."""
+    settings = load_settings()
+    configure_logging(SERVICE_API, level=settings.log_level, as_json=settings.log_json)
+    return build_app(settings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import asyncpg
 from arq.connections import ArqRedis
 from starlette.requests import Request
 
+from api.enqueuer import Enqueuer
 from shared.settings import Settings
 
 
@@ -16,6 +18,9 @@ class AppContext:
     settings: Settings
     pool: asyncpg.Pool
     redis: ArqRedis
+    enqueuer: Enqueuer
+    #: key hash → (tenant id, monotonic time it was read); see api.auth.
+    auth_cache: dict[bytes, tuple[uuid.UUID, float]] = field(default_factory=dict)
 
 
 def context(request: Request) -> AppContext:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -15,11 +17,18 @@ from loguru import logger
 
 from api.context import AppContext
 from api.errors import Conflict
+from api.metrics import ENQUEUE_FAILURES
 from shared.queries import Q
-from shared.queue import enqueue_bounded
-from shared.schemas import Accepted, DocumentIn, IndexJobPayload
+from shared.queue import enqueue_many_bounded
+from shared.schemas import Accepted, BatchAccepted, DocumentIn, IndexJobPayload
+
+T = TypeVar("T")
 
 _encode = msgspec.json.Encoder().encode
+_encode_text = msgspec.json.Encoder()
+
+ROUTE_DOCUMENT = "POST /v1/documents"
+ROUTE_BATCH = "POST /v1/documents/batch"
 
 
 def accepted(document_id: uuid.UUID, job_id: uuid.UUID) -> Accepted:
@@ -50,11 +59,42 @@ async def _ingest(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID,
     return accepted(row["document_id"], row["job_id"])
 
 
-async def enqueue(ctx: AppContext, tenant_id: uuid.UUID, answer: Accepted) -> None:
-    payload = IndexJobPayload(tenant_id=tenant_id, document_id=answer.document_id, job_id=answer.job_id)
-    if await enqueue_bounded(ctx.redis, payload, ctx.settings.enqueue_timeout_s) is None:
-        # The row is committed; the reconciler re-drives it once Redis answers again.
-        logger.warning("enqueue_failed", tenant_id=str(tenant_id), job_id=str(answer.job_id))
+async def _ingest_many(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, docs: Sequence[DocumentIn]
+) -> list[Accepted]:
+    """Every document and its job in one statement (one transaction, one round trip)."""
+    n = len(docs)
+    rows = await conn.fetch(
+        Q.ingest_documents,
+        tenant_id,
+        [uuid.uuid4() for _ in range(n)],
+        [d.external_id for d in docs],
+        [d.title for d in docs],
+        [d.content for d in docs],
+        [d.content_type for d in docs],
+        [_encode_text.encode(d.metadata).decode() for d in docs],
+        [uuid.uuid4() for _ in range(n)],
+    )
+    assert len(rows) == n, (len(rows), n)
+    return [accepted(r["document_id"], r["job_id"]) for r in rows]
+
+
+def enqueue(ctx: AppContext, tenant_id: uuid.UUID, answer: Accepted) -> None:
+    """Hands the job to the background enqueuer; the request does not wait for Redis."""
+    ctx.enqueuer.submit(
+        IndexJobPayload(tenant_id=tenant_id, document_id=answer.document_id, job_id=answer.job_id)
+    )
+
+
+async def enqueue_now(ctx: AppContext, tenant_id: uuid.UUID, answers: Sequence[Accepted]) -> None:
+    """All of a batch's jobs in one round trip to Redis, before the 202."""
+    payloads = [
+        IndexJobPayload(tenant_id=tenant_id, document_id=a.document_id, job_id=a.job_id) for a in answers
+    ]
+    if await enqueue_many_bounded(ctx.redis, payloads, ctx.settings.enqueue_timeout_s) is None:
+        # The rows are committed; the reconciler re-drives them once Redis answers again.
+        ENQUEUE_FAILURES.inc(len(payloads))
+        logger.warning("enqueue_failed", tenant_id=str(tenant_id), jobs=len(payloads))
 
 
 async def accept_document(
@@ -63,10 +103,10 @@ async def accept_document(
     if idempotency_key is None:
         answer = await _ingest(ctx.pool, tenant_id, doc)
     else:
-        digest = request_hash("POST /v1/documents", doc)
+        digest = request_hash(ROUTE_DOCUMENT, doc)
         async with ctx.pool.acquire() as conn, conn.transaction():
             replay = await _claim_or_replay(
-                conn, tenant_id, idempotency_key, digest, ctx.settings.idempotency_ttl_s
+                conn, tenant_id, idempotency_key, digest, ctx.settings.idempotency_ttl_s, Accepted
             )
             if replay is not None:
                 return replay
@@ -74,19 +114,42 @@ async def accept_document(
             await conn.execute(
                 Q.save_idempotency_response, tenant_id, idempotency_key, msgspec.to_builtins(answer)
             )
-    await enqueue(ctx, tenant_id, answer)
+    enqueue(ctx, tenant_id, answer)
+    return answer
+
+
+async def accept_batch(
+    ctx: AppContext, tenant_id: uuid.UUID, docs: Sequence[DocumentIn], idempotency_key: str | None
+) -> BatchAccepted:
+    """A validated batch: all rows in one transaction, all jobs in one Redis round trip. With an
+    Idempotency-Key, a repeat of the same batch returns the first answer and writes nothing."""
+    if idempotency_key is None:
+        answer = BatchAccepted(items=await _ingest_many(ctx.pool, tenant_id, docs))
+    else:
+        digest = request_hash(ROUTE_BATCH, list(docs))
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            replay = await _claim_or_replay(
+                conn, tenant_id, idempotency_key, digest, ctx.settings.idempotency_ttl_s, BatchAccepted
+            )
+            if replay is not None:
+                return replay
+            answer = BatchAccepted(items=await _ingest_many(conn, tenant_id, docs))
+            await conn.execute(
+                Q.save_idempotency_response, tenant_id, idempotency_key, msgspec.to_builtins(answer)
+            )
+    await enqueue_now(ctx, tenant_id, answer.items)
     return answer
 
 
 async def _claim_or_replay(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, key: str, digest: bytes, ttl_s: float
-) -> Accepted | None:
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, key: str, digest: bytes, ttl_s: float, kind: type[T]
+) -> T | None:
     """None: the key is ours, go on. Else the first answer to this key, which must be for the same
-    request: a key reused with another body is a client bug, answered 409."""
+    request: a key reused with another body (or on another route) is a client bug, answered 409."""
     if await conn.fetchval(Q.claim_idempotency_key, tenant_id, key, digest, float(ttl_s)):
         return None
     row = await conn.fetchrow(Q.get_idempotency_key, tenant_id, key)
     assert row is not None
     if row["request_hash"] != digest:
         raise Conflict("this Idempotency-Key was already used with a different request body")
-    return msgspec.convert(row["response"], Accepted)
+    return msgspec.convert(row["response"], kind)

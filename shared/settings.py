@@ -50,12 +50,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     processing_lease_s: PositiveFloat = 30.0
     reconcile_interval_s: PositiveFloat = 10.0
     enqueue_timeout_s: PositiveFloat = 0.5
+    # The API's background enqueuer: jobs buffered at most, and sent per Redis round trip at most.
+    enqueue_buffer_max: Positive = 10_000
+    enqueue_batch_max: Positive = 500
 
     # Worker process.
     worker_concurrency: Positive = 16
     worker_poll_delay_s: PositiveFloat = 0.05
     worker_metrics_port: Port = 9100
     worker_shutdown_grace_s: NonNegativeFloat = 10.0
+
+    # API process.
+    api_workers: Positive = 1
+    auth_cache_s: NonNegativeFloat = 10.0
 
     # Pools.
     db_pool_max: Positive = 10
