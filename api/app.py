@@ -21,6 +21,7 @@ from api.metrics import MetricsMiddleware
 from api.openapi import spec
 from api.responses import JSON
 from api.routes import documents, health, index_jobs
+from api.writer import IngestWriter
 from shared.constants import SERVICE_API
 from shared.db import create_pool
 from shared.logs import configure_logging
@@ -62,11 +63,20 @@ def build_app(settings: Settings) -> Starlette:
             timeout_s=settings.enqueue_timeout_s,
         )
         enqueuer.start()
-        app.state.ctx = AppContext(settings=settings, pool=pool, redis=redis, enqueuer=enqueuer)
+        writer = IngestWriter(
+            pool,
+            lambda written: enqueuer.submit(written.payload()),
+            max_batch=settings.ingest_batch_max,
+            max_in_flight=settings.ingest_statements_max,
+        )
+        app.state.ctx = AppContext(
+            settings=settings, pool=pool, redis=redis, enqueuer=enqueuer, writer=writer
+        )
         logger.info("api_started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
+            await writer.close()
             await enqueuer.close(SHUTDOWN_FLUSH_S)
             await redis.aclose()
             await pool.close()

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from api.enqueuer import Enqueuer
+from api.writer import IngestWriter
 from shared.settings import Settings
 
 
@@ -19,6 +20,7 @@ class AppContext:
     pool: asyncpg.Pool
     redis: ArqRedis
     enqueuer: Enqueuer
+    writer: IngestWriter
     #: key hash → (tenant id, monotonic time it was read); see api.auth.
     auth_cache: dict[bytes, tuple[uuid.UUID, float]] = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from loguru import logger
 from api.context import AppContext
 from api.errors import Conflict
 from api.metrics import ENQUEUE_FAILURES
+from api.writer import write_many, write_one
 from shared.queries import Q
 from shared.queue import enqueue_many_bounded
 from shared.schemas import Accepted, BatchAccepted, DocumentIn, IndexJobPayload
@@ -25,7 +26,6 @@ from shared.schemas import Accepted, BatchAccepted, DocumentIn, IndexJobPayload
 T = TypeVar("T")
 
 _encode = msgspec.json.Encoder().encode
-_encode_text = msgspec.json.Encoder()
 
 ROUTE_DOCUMENT = "POST /v1/documents"
 ROUTE_BATCH = "POST /v1/documents/batch"
@@ -43,40 +43,16 @@ def request_hash(route: str, body: object) -> bytes:
     return hashlib.sha256(route.encode() + b"\n" + _encode(body)).digest()
 
 
-async def _ingest(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, doc: DocumentIn) -> Accepted:
-    row = await conn.fetchrow(
-        Q.ingest_document,
-        uuid.uuid4(),
-        tenant_id,
-        doc.external_id,
-        doc.title,
-        doc.content,
-        doc.content_type,
-        doc.metadata,
-        uuid.uuid4(),
-    )
-    assert row is not None
-    return accepted(row["document_id"], row["job_id"])
+async def _ingest(conn: asyncpg.Connection, tenant_id: uuid.UUID, doc: DocumentIn) -> Accepted:
+    written = await write_one(conn, tenant_id, doc)
+    return accepted(written.document_id, written.job_id)
 
 
 async def _ingest_many(
     conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, docs: Sequence[DocumentIn]
 ) -> list[Accepted]:
-    """Every document and its job in one statement (one transaction, one round trip)."""
-    n = len(docs)
-    rows = await conn.fetch(
-        Q.ingest_documents,
-        tenant_id,
-        [uuid.uuid4() for _ in range(n)],
-        [d.external_id for d in docs],
-        [d.title for d in docs],
-        [d.content for d in docs],
-        [d.content_type for d in docs],
-        [_encode_text.encode(d.metadata).decode() for d in docs],
-        [uuid.uuid4() for _ in range(n)],
-    )
-    assert len(rows) == n, (len(rows), n)
-    return [accepted(r["document_id"], r["job_id"]) for r in rows]
+    written = await write_many(conn, [tenant_id] * len(docs), docs)
+    return [accepted(w.document_id, w.job_id) for w in written]
 
 
 def enqueue(ctx: AppContext, tenant_id: uuid.UUID, answer: Accepted) -> None:
@@ -101,7 +77,9 @@ async def accept_document(
     ctx: AppContext, tenant_id: uuid.UUID, doc: DocumentIn, idempotency_key: str | None
 ) -> Accepted:
     if idempotency_key is None:
-        answer = await _ingest(ctx.pool, tenant_id, doc)
+        # Coalesced with concurrent posts; the writer enqueues what it commits.
+        written = await ctx.writer.write(tenant_id, doc)
+        return accepted(written.document_id, written.job_id)
     else:
         digest = request_hash(ROUTE_DOCUMENT, doc)
         async with ctx.pool.acquire() as conn, conn.transaction():

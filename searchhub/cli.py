@@ -54,16 +54,20 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings(SERVICE_API)
     settings.require("database_url")
     settings.require("redis_url")
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.api_workers > 1:
+        # Worker processes import the app themselves (each with its own pools and enqueuer).
+        uvicorn.run("api.app:create_app", factory=True, workers=settings.api_workers, **options)
+    else:
+        uvicorn.run(build_app(settings), **options)
     return 0
 
 

@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The API's background enqueuer: jobs buffered at most, and sent per Redis round trip at most.
     enqueue_buffer_max: Positive = 10_000
     enqueue_batch_max: Positive = 500
+    # Single posts coalesced into one statement: documents per statement, statements at once.
+    ingest_batch_max: Positive = 256
+    ingest_statements_max: Positive = 2
 
     # Worker process.
     worker_concurrency: Positive = 16

@@ -27,21 +27,23 @@ WITH doc AS (
 SELECT doc.id AS document_id, job.id AS job_id, doc.version FROM doc, job;
 
 -- name: ingest_documents
--- ingest_document for a whole batch in one set-based statement: the same upsert of each document
--- (a known external_id makes its next version) and the same join-a-queued-job rule, per item.
--- The caller guarantees that no external_id repeats within the batch (one statement cannot update
--- a row twice). Rows are written in external_id order so that concurrent batches sharing
--- external_ids lock them in the same order and cannot deadlock. Returns one row per item, by ord.
--- $1 tenant id, then arrays of equal length: $2 document ids, $3 external_ids, $4 titles,
--- $5 contents, $6 content types, $7 metadata (JSON text), $8 job ids (used only when no queued job
--- exists for the document).
+-- ingest_document for many documents in one set-based statement: the same upsert of each document
+-- (a known external_id makes its next version) and the same join-a-queued-job rule, per item. It
+-- serves the batch endpoint and single posts coalesced by the API (api/writer.py), so items may
+-- belong to different tenants. The caller guarantees that no (tenant, external_id) repeats within
+-- one call (one statement cannot update a row twice). Rows are written in key order so that
+-- concurrent calls sharing external_ids lock them in the same order and cannot deadlock.
+-- Returns one row per item, in input order (ord).
+-- Arrays of equal length: $1 tenant ids, $2 document ids, $3 external_ids, $4 titles, $5 contents,
+-- $6 content types, $7 metadata (JSON text), $8 job ids (used only when no queued job exists).
 WITH item AS (
-    SELECT i.*, coalesce('e:' || i.external_id, 'i:' || i.id::text) AS match_key
-    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[])
-         WITH ORDINALITY AS i (id, external_id, title, content, content_type, metadata, job_id, ord)
+    SELECT i.*, coalesce('e:' || i.tenant_id::text || ':' || i.external_id, 'i:' || i.id::text) AS match_key
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::uuid[])
+         WITH ORDINALITY
+         AS i (tenant_id, id, external_id, title, content, content_type, metadata, job_id, ord)
 ), doc AS (
     INSERT INTO documents AS d (id, tenant_id, external_id, title, content, content_type, metadata)
-    SELECT id, $1, external_id, title, content, content_type, metadata::jsonb
+    SELECT id, tenant_id, external_id, title, content, content_type, metadata::jsonb
     FROM item
     ORDER BY match_key
     ON CONFLICT ON CONSTRAINT documents_tenant_external_id DO UPDATE
@@ -51,13 +53,14 @@ WITH item AS (
             content_type = EXCLUDED.content_type,
             metadata     = EXCLUDED.metadata,
             updated_at   = now()
-    RETURNING d.id, d.version, coalesce('e:' || d.external_id, 'i:' || d.id::text) AS match_key
+    RETURNING d.id, d.tenant_id, d.version,
+              coalesce('e:' || d.tenant_id::text || ':' || d.external_id, 'i:' || d.id::text) AS match_key
 ), matched AS (
-    SELECT item.ord, item.job_id, doc.id AS document_id, doc.version
+    SELECT item.ord, item.job_id, doc.tenant_id, doc.id AS document_id, doc.version
     FROM item JOIN doc USING (match_key)
 ), job AS (
     INSERT INTO index_jobs AS j (id, tenant_id, document_id, document_version)
-    SELECT job_id, $1, document_id, version FROM matched
+    SELECT job_id, tenant_id, document_id, version FROM matched
     ORDER BY document_id
     ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
         SET document_version = EXCLUDED.document_version,
