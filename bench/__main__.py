@@ -93,7 +93,8 @@ def table(results: dict[str, Any]) -> str:
         add(f"{'1. ingest POST /v1/documents (req/s)':<44} {_fmt(real['requests_per_s']):>14} "
             f"{_fmt(real['p50_ms'], 1):>8} {_fmt(real['p99_ms'], 1):>8}  "
             f"errors {real['errors']}, {real['generator']} CPU {real['generator_cpu_share']:.0%}, "
-            f"API CPU {i['api_cpu_share']:.0%}")  # fmt: skip
+            f"CPU: API {i['api_cpu_share']:.0%} PG {i['postgres_cpu_share']:.0%} "
+            f"Redis {i['redis_cpu_share']:.0%}, machine busy {i['machine_cpu_share']:.0%}")  # fmt: skip
         add(
             f"{'   ceiling A: bare Starlette + msgspec':<44} {_fmt(a['requests_per_s']):>14} "
             f"{_fmt(a['p50_ms'], 1):>8} {_fmt(a['p99_ms'], 1):>8}  ingest / A = {i['ingest_over_a']:.2f}"

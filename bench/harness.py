@@ -35,6 +35,14 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime + cutime + cstime) / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, ours or not)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the most resident memory the process has had."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -135,6 +143,11 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its live children (PostgreSQL's backends), with reaped ones."""
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid) if Path(f"/proc/{c}").exists())
 
 
 def wait_http(url: str, process: Process, timeout_s: float = 30) -> None:

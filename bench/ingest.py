@@ -66,10 +66,20 @@ def ingest(s: Stack, *, connections: int = 64, seconds: float = 10.0) -> dict[st
     api = s.start_api(port, name="api-ingest")
     # Warm up (connections, prepared statements, auth cache) outside the measured window.
     _load(f"http://127.0.0.1:{port}/v1/documents", body, s.api_key, connections, 2, s)
-    cpu0 = api.cpu_seconds()
+    pg_pid, redis_pid = s.pg.process.pid, s.redis.process.pid  # type: ignore[union-attr]
+    cpu0 = (
+        api.cpu_seconds(), harness.tree_cpu_seconds(pg_pid), harness.cpu_seconds(redis_pid),
+        harness.machine_busy_seconds(),
+    )  # fmt: skip
     t0 = time.monotonic()
     real = _load(f"http://127.0.0.1:{port}/v1/documents", body, s.api_key, connections, seconds, s)
-    results["api_cpu_share"] = (api.cpu_seconds() - cpu0) / ((time.monotonic() - t0) * harness.os.cpu_count())
+    cpu1 = (
+        api.cpu_seconds(), harness.tree_cpu_seconds(pg_pid), harness.cpu_seconds(redis_pid),
+        harness.machine_busy_seconds(),
+    )  # fmt: skip
+    machine_s = (time.monotonic() - t0) * (harness.os.cpu_count() or 1)
+    for name, before, after in zip(("api", "postgres", "redis", "machine"), cpu0, cpu1, strict=True):
+        results[f"{name}_cpu_share"] = (after - before) / machine_s
     results["ingest"] = real
     results["api_peak_rss_mib"] = api.peak_rss_mib()
     api.stop()
