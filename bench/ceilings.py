@@ -94,7 +94,7 @@ async def ceiling_c(redis_url: str) -> None:
     from arq.worker import Worker
 
     from shared.queue import create_redis
-    from shared.settings import Settings
+    from shared.settings import load_settings
     from worker.settings import worker_options
 
     first: list[float] = []
@@ -109,7 +109,8 @@ async def ceiling_c(redis_url: str) -> None:
         last[:] = [now]
         count += 1
 
-    settings = Settings(redis_url=redis_url)
+    # The same worker settings as the real workers get (SEARCHHUB_WORKER_* from the environment).
+    settings = msgspec.structs.replace(load_settings(env_file=None), redis_url=redis_url)
     options = worker_options(settings)
     options.update(functions=[func(noop, name=NOOP_FUNCTION)], queue_name=NOOP_QUEUE, burst=True)
     worker = Worker(redis_pool=create_redis(settings, timeout_s=5.0), **options)

@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     enqueue_batch_max: Positive = 500
     # Single posts coalesced into one statement: documents per statement, statements at once.
     ingest_batch_max: Positive = 256
-    ingest_statements_max: Positive = 2
+    ingest_statements_max: Positive = 1
 
     # Worker process.
     worker_concurrency: Positive = 16
