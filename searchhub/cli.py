@@ -102,6 +102,27 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     return _run(main())
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from searchhub.importer import main as run_import
+    from shared.settings import read_env_file
+
+    source = read_env_file(Path(".env")) if Path(".env").is_file() else {}
+    source.update(os.environ)
+    values = {}
+    for name in ("SEARCHHUB_API_URL", "SEARCHHUB_API_KEY"):
+        if not source.get(name):
+            raise SettingsError(f"{name} is required but not set")
+        values[name] = source[name]
+    if not values["SEARCHHUB_API_URL"].startswith(("http://", "https://")):
+        raise SettingsError("SEARCHHUB_API_URL must start with http:// or https://")
+    return run_import(
+        args.paths, values["SEARCHHUB_API_URL"], values["SEARCHHUB_API_KEY"], wait=not args.no_wait
+    )
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from searchhub.dev import run_dev
 
@@ -117,6 +138,17 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply the SQL migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run one index worker").set_defaults(fn=cmd_worker)
+    bulk = sub.add_parser(
+        "import",
+        help="bulk-load files, folders or NDJSON (- for stdin) through the batch endpoint",
+        description="Needs SEARCHHUB_API_URL and SEARCHHUB_API_KEY. Re-running with the same input "
+        "does not duplicate documents.",
+    )
+    bulk.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a file, a folder, a .ndjson/.jsonl file, or -"
+    )
+    bulk.add_argument("--no-wait", action="store_true", help="do not follow the jobs to the end")
+    bulk.set_defaults(fn=cmd_import)
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="tenant_command", required=True
     )
