@@ -1,1 +1,2 @@
-"""`make bench`: figures from real processes on the embedded servers, beside in-run ceilings."""
+"""Benchmarks, run by ``make bench`` (``python -m bench [name ...]``). Figures are printed and
+merged into bench/results/latest.json; nothing here asserts, so a slow machine never fails a test."""
