@@ -47,3 +47,16 @@ async def test_concurrent_posts_of_one_external_id_become_successive_versions(
         document_id,
     )
     assert tuple(row) == (8, 8)
+
+
+async def test_a_single_post_with_an_idempotency_key_replays_and_writes_nothing(
+    tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    first = await tenant.post("/v1/documents", {"content": "once"}, **{"Idempotency-Key": "k-1"})
+    again = await tenant.post("/v1/documents", {"content": "once"}, **{"Idempotency-Key": "k-1"})
+    other = await tenant.post("/v1/documents", {"content": "other"}, **{"Idempotency-Key": "k-1"})
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert other.status_code == 409
+    assert await pool.fetchval("SELECT count(*) FROM documents WHERE tenant_id = $1", tenant.id) == 1
