@@ -31,6 +31,7 @@ class Enqueuer:
         self._pending: collections.deque[IndexJobPayload] = collections.deque()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._refusing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -44,8 +45,11 @@ class Enqueuer:
         """Buffers one job; False (and counted) when the buffer is full or closed."""
         if self._stopping or self._task is None or len(self._pending) >= self.max_pending:
             ENQUEUE_FAILURES.inc()
-            logger.warning("enqueue_buffer_full", job_id=str(payload.job_id), pending=len(self._pending))
+            if not self._refusing:  # once per episode: an outage must not become a log flood
+                self._refusing = True
+                logger.warning("enqueue_buffer_full", job_id=str(payload.job_id), pending=len(self._pending))
             return False
+        self._refusing = False
         self._pending.append(payload)
         self._wake.set()
         return True
