@@ -6,9 +6,12 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 from arq.connections import ArqRedis
 
+from api import writer
 from shared.constants import QUEUE_NAME
+from shared.schemas import DocumentIn
 from tests.conftest import Tenant
 from tests.support import eventually
 
@@ -60,3 +63,49 @@ async def test_a_single_post_with_an_idempotency_key_replays_and_writes_nothing(
     assert again.json() == first.json()
     assert other.status_code == 409
     assert await pool.fetchval("SELECT count(*) FROM documents WHERE tenant_id = $1", tenant.id) == 1
+
+
+async def test_a_failing_group_is_written_again_one_by_one_so_only_the_bad_one_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    async def write_many(pool: object, tenant_ids: list, docs: list) -> list:
+        calls.append(len(docs))
+        raise ValueError("one of these is bad")
+
+    async def write_one(pool: object, tenant_id: uuid.UUID, doc: DocumentIn) -> writer.Written:
+        if doc.content == "bad":
+            raise ValueError("bad document")
+        return writer.Written(tenant_id, uuid.uuid4(), uuid.uuid4())
+
+    monkeypatch.setattr(writer, "write_many", write_many)
+    monkeypatch.setattr(writer, "write_one", write_one)
+    written: list[writer.Written] = []
+    w = writer.IngestWriter(object(), written.append, max_batch=10, max_in_flight=1)  # type: ignore[arg-type]
+    tenant_id = uuid.uuid4()
+
+    results = await asyncio.gather(
+        *(w.write(tenant_id, DocumentIn(content=c)) for c in ("a", "bad", "c")), return_exceptions=True
+    )
+
+    assert isinstance(results[1], ValueError)
+    assert all(isinstance(r, writer.Written) for r in (results[0], results[2]))
+    assert len(written) == 2  # each committed document is handed to the enqueuer
+    assert sum(calls) == 3
+
+
+async def test_a_group_failing_because_postgres_is_away_fails_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def write_many(pool: object, tenant_ids: list, docs: list) -> list:
+        raise ConnectionRefusedError("PostgreSQL is away")
+
+    monkeypatch.setattr(writer, "write_many", write_many)
+    w = writer.IngestWriter(object(), lambda _: None, max_batch=10, max_in_flight=1)  # type: ignore[arg-type]
+
+    results = await asyncio.gather(
+        *(w.write(uuid.uuid4(), DocumentIn(content="x")) for _ in range(3)), return_exceptions=True
+    )
+
+    assert all(isinstance(r, ConnectionRefusedError) for r in results)
