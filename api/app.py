@@ -55,7 +55,7 @@ ROUTES = [
 def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await create_pool(settings, reset_sessions=False)
+        pool = await create_pool(settings)
         redis = create_redis(settings)
         enqueuer = Enqueuer(
             redis,

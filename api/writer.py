@@ -8,8 +8,9 @@ document to a queue and waits; a flusher takes everything queued and writes it w
 statement runs the next group gathers, so nothing waits on a timer: alone, a request costs one
 statement as before; under load, groups grow by themselves.
 
-Each request is still answered only after its rows are committed. A group holds each (tenant,
-external_id) at most once, so two posts of one external_id become two versions in arrival order.
+Each request is still answered only after its rows are committed. A statement holds one tenant's
+documents (what a connection bound to one tenant by row-level security may write) and each
+external_id at most once, so two posts of one external_id become two versions in arrival order.
 A group that fails for a reason other than PostgreSQL being away is written again one document per
 statement, so one bad document fails only its own request.
 """
@@ -108,16 +109,28 @@ class IngestWriter:
         return await future
 
     def _take_group(self) -> list[_Item]:
+        """The oldest waiting document's tenant's documents, in arrival order. One tenant per
+        statement keeps a statement within what row-level security bound to one tenant allows;
+        the others keep their places for the next statement."""
+        tenant_id = self._queue[0].tenant_id
         group: list[_Item] = []
-        keys: set[tuple[uuid.UUID, str]] = set()
-        while self._queue and len(group) < self.max_batch:
-            item = self._queue[0]
-            if item.doc.external_id is not None:
-                key = (item.tenant_id, item.doc.external_id)
-                if key in keys:
-                    break  # its next version goes in the next statement, after this one
-                keys.add(key)
-            group.append(self._queue.popleft())
+        keep: list[_Item] = []
+        keys: set[str] = set()
+        blocked = False
+        for item in self._queue:
+            if blocked or item.tenant_id != tenant_id or len(group) >= self.max_batch:
+                keep.append(item)
+                continue
+            external_id = item.doc.external_id
+            if external_id is not None:
+                if external_id in keys:
+                    # This next version, and all that follow it, wait for the next statement.
+                    blocked = True
+                    keep.append(item)
+                    continue
+                keys.add(external_id)
+            group.append(item)
+        self._queue = collections.deque(keep)
         return group
 
     async def _flush(self) -> None:

@@ -42,24 +42,9 @@ async def _init_connection_text(conn: asyncpg.Connection) -> None:
     )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL).
-
-    That query is one more round trip after every pooled statement. asyncpg still rolls back an
-    open transaction on release; skipping the rest is safe only where code never leaves session
-    state on a pooled connection (no SET, LISTEN or session advisory lock)."""
-    del conn
-
-
-async def create_pool(
-    settings: Settings, *, max_size: int | None = None, reset_sessions: bool = True
-) -> asyncpg.Pool:
+async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
     """A pool that opens connections lazily, so a process can start while PostgreSQL is away and
-    report it, and reconnects by itself when a connection breaks.
-
-    ``reset_sessions=False`` drops asyncpg's reset round trip on every release (see
-    ``_keep_session``): for the API, whose handlers hold no session state. Workers keep it: the
-    reconciler holds a session advisory lock on a pooled connection and relies on it as backstop."""
+    report it, and reconnects by itself when a connection breaks."""
     pool = await asyncpg.create_pool(
         settings.require("database_url"),
         min_size=0,
@@ -68,7 +53,6 @@ async def create_pool(
         timeout=5,
         command_timeout=60,
         max_inactive_connection_lifetime=300,
-        reset=None if reset_sessions else _keep_session,
     )
     assert pool is not None
     return pool

@@ -109,3 +109,34 @@ async def test_a_group_failing_because_postgres_is_away_fails_every_request(
     )
 
     assert all(isinstance(r, ConnectionRefusedError) for r in results)
+
+
+async def test_each_statement_writes_one_tenant_and_keeps_each_tenants_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    statements: list[list[tuple[uuid.UUID, str]]] = []
+
+    async def write_many(pool: object, tenant_ids: list, docs: list) -> list:
+        statements.append([(t, d.content) for t, d in zip(tenant_ids, docs, strict=True)])
+        return [writer.Written(t, uuid.uuid4(), uuid.uuid4()) for t in tenant_ids]
+
+    monkeypatch.setattr(writer, "write_many", write_many)
+    w = writer.IngestWriter(object(), lambda _: None, max_batch=10, max_in_flight=1)  # type: ignore[arg-type]
+    a, b = uuid.uuid4(), uuid.uuid4()
+    posts = [
+        (a, "a1", None),
+        (b, "b1", None),
+        (a, "a2", "x"),
+        (b, "b2", None),
+        (a, "a3", "x"),
+        (a, "a4", None),
+    ]
+
+    await asyncio.gather(*(w.write(t, DocumentIn(content=c, external_id=e)) for t, c, e in posts))
+
+    assert all(len({t for t, _ in s}) == 1 for s in statements)
+    order = {t: [c for s in statements for tt, c in s if tt == t] for t in (a, b)}
+    assert order == {a: ["a1", "a2", "a3", "a4"], b: ["b1", "b2"]}
+    # a3 repeats a2's external_id: it (and a4 after it) went in a later statement than a2.
+    first_with = {c: i for i, s in enumerate(statements) for _, c in s}
+    assert first_with["a3"] > first_with["a2"]

@@ -29,8 +29,8 @@ SELECT doc.id AS document_id, job.id AS job_id, doc.version FROM doc, job;
 -- name: ingest_documents
 -- ingest_document for many documents in one set-based statement: the same upsert of each document
 -- (a known external_id makes its next version) and the same join-a-queued-job rule, per item. It
--- serves the batch endpoint and single posts coalesced by the API (api/writer.py), so items may
--- belong to different tenants. The caller guarantees that no (tenant, external_id) repeats within
+-- serves the batch endpoint and single posts coalesced by the API (api/writer.py); tenant ids are
+-- per item, though the API sends one tenant per call. The caller guarantees that no (tenant, external_id) repeats within
 -- one call (one statement cannot update a row twice). Rows are written in key order so that
 -- concurrent calls sharing external_ids lock them in the same order and cannot deadlock.
 -- Returns one row per item, in input order (ord).
