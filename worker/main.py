@@ -38,7 +38,12 @@ async def _stop_gracefully(worker: Worker, run: asyncio.Task[None], grace_s: flo
     for task in leftover:
         task.cancel()
     run.cancel()
-    await asyncio.wait([*leftover, run])
+    if leftover:
+        await asyncio.wait(leftover)
+    # A cancellation that lands inside a Redis command can be swallowed by redis-py, and arq's loop
+    # then polls on; seen as a rare hang at shutdown. Cancel again until the loop has stopped.
+    while not (await asyncio.wait([run], timeout=0.5))[0]:
+        run.cancel()
     with contextlib.suppress(*REDIS_UNAVAILABLE_ERRORS):
         await worker.pool.delete(worker.health_check_key)
     with contextlib.suppress(Exception):
