@@ -4,6 +4,7 @@ pools. ``create_app`` is the uvicorn factory."""
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from loguru import logger
@@ -16,14 +17,22 @@ from starlette.routing import Route
 
 from api.backpressure import QueuedJobsGuard
 from api.context import AppContext
+from api.enqueuer import Enqueuer
 from api.errors import ApiError, UnexpectedErrorMiddleware, api_error_handler, http_exception_handler
+from api.key_cache import KeyCache, RevocationListener
 from api.metrics import MetricsMiddleware
 from api.openapi import spec
 from api.responses import JSON
 from api.routes import documents, health, index_jobs, search
+from api.writer import IngestWriter
+from shared.constants import SERVICE_API
 from shared.db import create_pool
+from shared.logs import configure_logging
 from shared.queue import create_redis
 from shared.settings import Settings, load_settings
+
+#: How long a stopping API keeps sending buffered enqueues before leaving them to the reconciler.
+SHUTDOWN_FLUSH_S = 5.0
 
 
 async def openapi(request: Request) -> Response:
@@ -32,6 +41,7 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/documents", documents.post_document, methods=["POST"]),
+    Route("/v1/documents/batch", documents.post_batch, methods=["POST"]),
     Route("/v1/documents/{document_id}", documents.get_document, methods=["GET"]),
     Route("/v1/documents/{document_id}", documents.delete_document, methods=["DELETE"]),
     Route("/v1/index-jobs", index_jobs.list_jobs, methods=["GET"]),
@@ -50,13 +60,42 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await create_pool(settings)
         redis = create_redis(settings)
-        app.state.ctx = AppContext(
-            settings=settings, pool=pool, redis=redis, queued_jobs=QueuedJobsGuard(settings)
+        enqueuer = Enqueuer(
+            redis,
+            max_pending=settings.enqueue_buffer_max,
+            max_batch=settings.enqueue_batch_max,
+            timeout_s=settings.enqueue_timeout_s,
         )
+        enqueuer.start()
+        writer = IngestWriter(
+            pool,
+            lambda written: enqueuer.submit(written.payload()),
+            max_batch=settings.ingest_batch_max,
+            max_in_flight=settings.ingest_statements_max,
+        )
+        keys = KeyCache(settings.auth_cache_s)
+        revocations = RevocationListener(settings, keys)
+        revocations.start()
+        app.state.ctx = AppContext(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            enqueuer=enqueuer,
+            writer=writer,
+            queued_jobs=QueuedJobsGuard(settings),
+            keys=keys,
+        )
+        # What start-up allocated (modules, pools, the app) lives as long as the process: keep it
+        # out of the collector's generations, so full collections under load stay short.
+        gc.collect()
+        gc.freeze()
         logger.info("api_started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
+            await revocations.close()
+            await writer.close()
+            await enqueuer.close(SHUTDOWN_FLUSH_S)
             await redis.aclose()
             await pool.close()
 
@@ -69,5 +108,8 @@ def build_app(settings: Settings) -> Starlette:
 
 
 def create_app() -> Starlette:
-    """uvicorn factory: settings from the environment (logging is set up by ``searchhub api``)."""
-    return build_app(load_settings())
+    """uvicorn factory: settings from the environment. With SEARCHHUB_API_WORKERS > 1 each uvicorn
+    worker process calls it, so it also sets up that process's logging."""
+    settings = load_settings()
+    configure_logging(SERVICE_API, level=settings.log_level, as_json=settings.log_json)
+    return build_app(settings)

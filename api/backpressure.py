@@ -13,6 +13,7 @@ import uuid
 import asyncpg
 
 from api.errors import RateLimited
+from shared.db import tenant_connection
 from shared.queries import Q
 from shared.settings import Settings
 
@@ -25,11 +26,12 @@ class QueuedJobsGuard:
         self.recheck_s = settings.backpressure_recheck_s
         self._counts: dict[uuid.UUID, tuple[float, int]] = {}
 
-    async def check(self, conn: asyncpg.Connection, tenant_id: uuid.UUID, adding: int = 1) -> None:
+    async def check(self, pool: asyncpg.Pool, tenant_id: uuid.UUID, adding: int = 1) -> None:
         now = time.monotonic()
         cached = self._counts.get(tenant_id)
         if cached is None or now - cached[0] >= self.recheck_s:
-            queued = await conn.fetchval(Q.count_queued_capped, tenant_id, self.limit + 1)
+            async with tenant_connection(pool, tenant_id) as conn:
+                queued = await conn.fetchval(Q.count_queued_capped, tenant_id, self.limit + 1)
             self._counts[tenant_id] = (now, queued)
         else:
             queued = cached[1]

@@ -9,6 +9,9 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from api.backpressure import QueuedJobsGuard
+from api.enqueuer import Enqueuer
+from api.key_cache import KeyCache
+from api.writer import IngestWriter
 from shared.settings import Settings
 
 
@@ -17,7 +20,10 @@ class AppContext:
     settings: Settings
     pool: asyncpg.Pool
     redis: ArqRedis
+    enqueuer: Enqueuer
+    writer: IngestWriter
     queued_jobs: QueuedJobsGuard
+    keys: KeyCache
 
 
 def context(request: Request) -> AppContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,21 @@ ENQUEUE_FAILURES = Counter(
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # labels() takes a lock and builds a key on every call; the label sets are few and fixed.
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, str], Any] = {}
+
+    def _observe(self, method: str, route: str, seconds: float) -> None:
+        child = self._latency.get((method, route))
+        if child is None:
+            child = self._latency[(method, route)] = LATENCY.labels(method, route)
+        child.observe(seconds)
+
+    def _count(self, method: str, route: str, status: str) -> None:
+        child = self._requests.get((method, route, status))
+        if child is None:
+            child = self._requests[(method, route, status)] = REQUESTS.labels(method, route, status)
+        child.inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,13 +51,11 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 route = getattr(scope.get("route"), "path", "unmatched")
-                LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+                self._observe(scope["method"], route, time.perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, timed_send)
         finally:
             # Route templates, not paths, keep label cardinality bounded.
-            REQUESTS.labels(
-                scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status)
-            ).inc()
+            self._count(scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status))

@@ -85,6 +85,15 @@ def spec() -> dict[str, Any]:
                 requestBody={"required": True, "content": {"application/json": {"schema": _ref(DocumentIn)}}},
             )
         },
+        "/v1/documents/batch": {
+            "post": _operation(
+                "Accept 1 to 1000 documents at once: all valid or nothing written",
+                {"202": _json(BatchAccepted, "accepted, items in request order"), **body_errors},
+                security=_AUTH,
+                parameters=[idem],
+                requestBody={"required": True, "content": {"application/json": {"schema": _ref(BatchIn)}}},
+            )
+        },
         "/v1/documents/{document_id}": {
             "get": _operation(
                 "A document with its latest job",

@@ -60,16 +60,20 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings(SERVICE_API)
     settings.require("database_url")
     settings.require("redis_url")
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.api_workers > 1:
+        # Worker processes import the app themselves (each with its own pools and enqueuer).
+        uvicorn.run("api.app:create_app", factory=True, workers=settings.api_workers, **options)
+    else:
+        uvicorn.run(build_app(settings), **options)
     return 0
 
 
@@ -186,6 +190,27 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
     return _with_owner_connection(run)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from searchhub.importer import main as run_import
+    from shared.settings import read_env_file
+
+    source = read_env_file(Path(".env")) if Path(".env").is_file() else {}
+    source.update(os.environ)
+    values = {}
+    for name in ("SEARCHHUB_API_URL", "SEARCHHUB_API_KEY"):
+        if not source.get(name):
+            raise SettingsError(f"{name} is required but not set")
+        values[name] = source[name]
+    if not values["SEARCHHUB_API_URL"].startswith(("http://", "https://")):
+        raise SettingsError("SEARCHHUB_API_URL must start with http:// or https://")
+    return run_import(
+        args.paths, values["SEARCHHUB_API_URL"], values["SEARCHHUB_API_KEY"], wait=not args.no_wait
+    )
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from searchhub.dev import run_dev
 
@@ -208,6 +233,17 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="only count what a pass would do; change nothing"
     )
     reconcile.set_defaults(fn=cmd_reconcile)
+    bulk = sub.add_parser(
+        "import",
+        help="bulk-load files, folders or NDJSON (- for stdin) through the batch endpoint",
+        description="Needs SEARCHHUB_API_URL and SEARCHHUB_API_KEY. Re-running with the same input "
+        "does not duplicate documents.",
+    )
+    bulk.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a file, a folder, a .ndjson/.jsonl file, or -"
+    )
+    bulk.add_argument("--no-wait", action="store_true", help="do not follow the jobs to the end")
+    bulk.set_defaults(fn=cmd_import)
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="tenant_command", required=True
     )

@@ -59,6 +59,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A queued job untouched this long should be waiting in Redis; the reconciler checks that it is.
     reconcile_queued_grace_s: NonNegativeFloat = 5.0
     enqueue_timeout_s: PositiveFloat = 0.5
+    # The API's background enqueuer: jobs buffered at most, and sent per Redis round trip at most.
+    enqueue_buffer_max: Positive = 10_000
+    enqueue_batch_max: Positive = 500
+    # Single posts coalesced into one statement: documents per statement, statements at once.
+    ingest_batch_max: Positive = 256
+    ingest_statements_max: Positive = 1
 
     # Worker process.
     worker_concurrency: Positive = 16
@@ -71,6 +77,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     search_max_query_chars: Positive = 500
     #: Matching passages ranked per query, newest first: exact for all but very common words.
     search_candidates: Positive = 1_000
+
+    # API process.
+    api_workers: Positive = 1
+    #: How long a key's tenant is remembered (0: look it up on every request). Revocations reach
+    #: every API process at once through PostgreSQL notifications; this bounds it if one is missed.
+    auth_cache_s: NonNegativeFloat = 10.0
 
     # Pools.
     db_pool_max: Positive = 10

@@ -13,6 +13,7 @@ import httpx
 
 from shared.keys import hash_key
 from shared.settings import Settings
+from tests.support import eventually
 
 
 def _searchhub(settings: Settings, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -87,7 +88,13 @@ async def test_key_create_list_and_revoke(
 
     revoked = _searchhub(settings, "key", "revoke", first[:12], cwd=tmp_path)
     assert revoked.returncode == 0, revoked.stderr
-    refused = await app_client.get("/v1/index-jobs", headers={"Authorization": f"Bearer {first}"})
+    # The API remembered the key; PostgreSQL's revocation notice makes it forget within moments.
+    refused = await eventually(
+        lambda: app_client.get("/v1/index-jobs", headers={"Authorization": f"Bearer {first}"}),
+        lambda r: r.status_code == 401,
+        timeout_s=5,
+        what="revoked key refused",
+    )
     unknown = await app_client.get("/v1/index-jobs", headers={"Authorization": "Bearer sh_unknown"})
     assert refused.status_code == unknown.status_code == 401
     assert refused.json() == unknown.json()

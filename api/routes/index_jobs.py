@@ -80,5 +80,5 @@ async def retry_job(request: Request) -> Response:
             raise Conflict(f"only a failed job can be retried; this one is {job['status']}")
     ctx = context(request)
     answer = accepted(row["document_id"], row["job_id"])
-    await enqueue(ctx, tenant_id, answer)
+    enqueue(ctx, tenant_id, answer)
     return JSON(answer, status_code=202, headers={"Location": answer.status_url})

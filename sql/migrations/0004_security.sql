@@ -71,3 +71,18 @@ COMMENT ON POLICY search_passage_texts_tenant ON search_passage_texts IS 'search
 
 -- Backpressure counts a tenant's queued jobs; this keeps that count an index-only scan.
 CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id) WHERE status = 'queued';
+
+-- API processes remember which tenant a key belongs to; every revocation or deletion of a key,
+-- by `searchhub key revoke` or by hand in SQL, tells them to forget at once (api/key_cache.py).
+CREATE FUNCTION searchhub_notify_api_key_change() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_notify('searchhub_api_keys', coalesce(NEW.prefix, OLD.prefix));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION searchhub_notify_api_key_change() IS 'NOTIFY searchhub_api_keys with the key prefix: API processes drop remembered keys.';
+CREATE TRIGGER api_keys_revoked AFTER UPDATE OF revoked_at OR DELETE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION searchhub_notify_api_key_change();
+COMMENT ON TRIGGER api_keys_revoked ON api_keys IS 'Revocations reach the API processes'' key caches at once.';
