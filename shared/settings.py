@@ -100,6 +100,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return value
 
 
+#: Settings for which an empty value is a choice, not "unset".
+_EMPTY_MEANS_EMPTY = {"db_role"}
+
 _URL_SCHEMES = {
     "database_url": ("postgresql://", "postgres://"),
     "redis_url": ("redis://", "rediss://", "unix://"),
@@ -139,8 +142,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         field = name[len(ENV_PREFIX) :].lower()
         if field not in known:
             continue  # Settings of tools around us (tests, bench) share the prefix.
-        if raw == "":
-            continue
+        if raw == "" and field not in _EMPTY_MEANS_EMPTY:
+            continue  # VAR= in a .env file means "unset": the default applies
         values[field] = raw
     for field, schemes in _URL_SCHEMES.items():
         url = values.get(field)

@@ -75,3 +75,9 @@ def test_missing_database_url_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "SEARCHHUB_DATABASE_URL" in result.stderr
+
+
+def test_empty_value_means_unset_except_where_empty_is_a_choice() -> None:
+    s = load_settings({"SEARCHHUB_PORT": "", "SEARCHHUB_DB_ROLE": ""}, env_file=None)
+    assert s.port == 8000
+    assert s.db_role == ""
