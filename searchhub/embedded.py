@@ -54,6 +54,18 @@ def _wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Pat
     raise EmbeddedError(f"{what} did not start within {timeout_s:.0f} s\n{tail}")
 
 
+def _stop(process: subprocess.Popen[bytes] | None, sig: int, timeout_s: float) -> None:
+    """``sig``, then SIGKILL if the server has not exited within ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -178,16 +190,8 @@ class EmbeddedPostgres:
         return result.returncode == 0
 
     def stop(self, timeout_s: float = 30) -> None:
-        """Fast shutdown: active sessions are cut, as in a real restart."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Fast shutdown (SIGINT): active sessions are cut, as in a real restart."""
+        _stop(self.process, signal.SIGINT, timeout_s)
         self.process = None
 
     def restart(self) -> None:
@@ -230,15 +234,7 @@ class EmbeddedRedis:
         return True
 
     def stop(self, timeout_s: float = 10) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process, signal.SIGTERM, timeout_s)
         self.process = None
 
     def restart(self) -> None:
