@@ -195,7 +195,7 @@ async def reset(s: Stack) -> None:
     """Empty tables and queue between scenarios, so each one starts alike."""
     conn = await asyncpg.connect(s.database_url)
     try:
-        await conn.execute("TRUNCATE documents, index_jobs, idempotency_keys")
+        await conn.execute("TRUNCATE documents, index_jobs, idempotency_keys CASCADE")
         await conn.execute("VACUUM ANALYZE documents, index_jobs")
     finally:
         await conn.close()
