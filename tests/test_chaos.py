@@ -400,9 +400,35 @@ async def test_documents_posted_while_redis_is_down_are_indexed_once_it_is_back(
     log = worker.text()
     assert log.count("redis_unavailable") == 1, log[-3000:]
     assert "redis_reconnected" in log
-    after = await post_documents(tenant, 1, "after")  # the API's Redis client reconnected by itself
-    await eventually(lambda: tenant.job(after[0]["job_id"]), lambda j: j["status"] == "indexed")
+    redis = create_redis(lab.settings)
+    try:
+        worker.kill()  # so that the job stays in Redis for us to see the API's own enqueue
+        after = await post_documents(tenant, 1, "after")
+        # Enqueued by the API itself: its Redis client reconnected on its own.
+        assert await redis.exists(f"arq:job:{after[0]['job_id']}")
+    finally:
+        await redis.aclose()
+    lab.start_worker()
+    await eventually(lambda: tenant.job(after[0]["job_id"]), lambda j: j["status"] == "indexed", timeout_s=60)
     assert len(docs) == 40
+    await assert_invariants(lab.pool)
+
+
+@pytest.mark.usefixtures("dump_logs_on_failure")
+async def test_post_while_redis_hangs_is_answered_202_and_delivered_later(lab: Chaos) -> None:
+    tenant = await lab.new_tenant()
+    assert lab.redis.process is not None
+    lab.redis.process.send_signal(signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        docs = await post_documents(tenant, 5, "hung")  # the enqueue gives up; the rows stay
+        ready = await lab.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"] == "down"
+    finally:
+        lab.redis.process.send_signal(signal.SIGCONT)
+    lab.start_worker()
+
+    assert await all_finished(lab.pool, tenant) == {"indexed": len(docs)}
     await assert_invariants(lab.pool)
 
 
