@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from api.app import build_app
-from searchhub.embedded import EmbeddedPostgres, EmbeddedRedis, _die_with_parent
+from searchhub.embedded import EmbeddedPostgres, EmbeddedRedis, _die_with_parent, free_port
 from searchhub.tenants import create_tenant
 from shared.constants import QUEUE_NAME
 from shared.db import create_pool
@@ -92,20 +92,25 @@ CREATE TRIGGER test_record_index_move AFTER UPDATE ON documents
 """
 
 
+def spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``searchhub <command>`` as a child process that dies with us, its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "searchhub", command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+            preexec_fn=_die_with_parent(signal.SIGKILL),
+        )
+
+
 class WorkerProcess:
     """``searchhub worker`` as a child process, its log in a file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "searchhub", "worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-                preexec_fn=_die_with_parent(signal.SIGKILL),
-            )
+        self.process = spawn("worker", env, log)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -586,4 +591,62 @@ async def test_sigterm_hands_in_flight_jobs_back_and_exits(lab: Chaos) -> None:
     lab.start_worker()
 
     assert await all_finished(lab.pool, tenant) == {"indexed": 30}
+    await assert_invariants(lab.pool)
+
+
+async def _refuses(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
+async def test_sigterm_to_the_api_finishes_the_request_in_flight(lab: Chaos) -> None:
+    tenant = await lab.new_tenant()
+    port = free_port()
+    env = lab.worker_env() | {"SEARCHHUB_PORT": str(port)}
+    log = lab.root / f"api-{port}.log"
+    api = spawn("api", env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=tenant.auth, timeout=30) as client:
+
+            async def healthy() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(healthy, bool, timeout_s=60, what="the API up")
+            first = await client.post("/v1/documents", json={"content": "v1", "external_id": "slow"})
+            assert first.status_code == 202
+            async with documents_held(lab.pool, [first.json()["document_id"]]):
+                # A re-post waits on the held row: a request in flight.
+                in_flight = asyncio.create_task(
+                    client.post("/v1/documents", json={"content": "v2", "external_id": "slow"})
+                )
+                await eventually(
+                    lambda: lab.pool.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO documents%'"
+                    ),
+                    lambda n: n >= 1,
+                    what="the re-post waiting",
+                )
+                api.send_signal(signal.SIGTERM)
+                await eventually(lambda: _refuses(port), bool, what="the API no longer accepting")
+            response = await in_flight
+        assert response.status_code == 202, response.text
+        # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly: the usual status.
+        assert await asyncio.to_thread(api.wait, 30) in (0, -signal.SIGTERM)
+    finally:
+        if api.poll() is None:
+            api.kill()
+            api.wait()
+    lab.start_worker()
+    # The re-post joined the job still queued for version 1: one job, which indexes version 2.
+    assert await all_finished(lab.pool, tenant) == {"indexed": 1}
     await assert_invariants(lab.pool)
