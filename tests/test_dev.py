@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,7 +52,10 @@ def _wait_for(check, timeout_s: float, what: str) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_dev_serves_and_ctrl_c_stops_all_its_children(tmp_path: Path) -> None:
+def test_dev_serves_and_ctrl_c_stops_all_its_children() -> None:
+    # Not pytest's tmp_path: a pytest session starting meanwhile resets that tree to mode 0700,
+    # which the PostgreSQL user (when we run as root) could then no longer traverse.
+    tmp_path = Path(tempfile.mkdtemp(prefix="searchhub-dev-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEARCHHUB_")}
     env |= {"SEARCHHUB_PORT": str(port), "SEARCHHUB_WORKER_METRICS_PORT": "0"}
@@ -85,3 +90,4 @@ def test_dev_serves_and_ctrl_c_stops_all_its_children(tmp_path: Path) -> None:
             dev.kill()
             dev.wait()
         out.close()
+        shutil.rmtree(tmp_path, ignore_errors=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,10 +27,13 @@ def _outside_servers() -> bool:
 
 
 @pytest.fixture(scope="package")
-async def chaos(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chaos]:
+async def chaos() -> AsyncIterator[Chaos]:
     if _outside_servers():
         pytest.skip("chaos tests stop and restart their servers: they run on the embedded ones only")
-    root = Path(tmp_path_factory.mktemp("chaos"))
+    # Not under pytest's basetemp: any pytest session starting on this machine meanwhile resets
+    # that tree to mode 0700, and PostgreSQL, run as its own user when we are root, could then no
+    # longer reach its data directory to start again after a restart.
+    root = Path(tempfile.mkdtemp(prefix="searchhub-chaos-"))
     pg = EmbeddedPostgres(root / "postgres", durable=False)
     redis = EmbeddedRedis(root / "redis")
     pg.start()
@@ -63,6 +68,7 @@ async def chaos(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chaos
     finally:
         redis.stop()
         pg.remove()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
