@@ -16,6 +16,30 @@ from searchhub.embedded import free_port
 DEV_KEY = "sh_dev-key-for-the-dev-command-test"
 
 
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc: no extra dependency)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid …"; comm may hold spaces, so split after its closing parenthesis.
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
 def _processes_under(path: Path) -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -78,8 +102,14 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'searchhub_jobs_total{outcome="indexed"} 1.0' in metrics
         assert (tmp_path / ".searchhub" / "postgres" / "data" / "PG_VERSION").exists()
+        children = _children(dev.pid)
+        assert len(children) >= 4  # PostgreSQL, Redis, the API and the worker
     finally:
         dev.send_signal(signal.SIGINT)
         dev.wait(60)
     assert dev.returncode == 0
+    deadline = time.monotonic() + 30
+    while not all(_gone(c) for c in children):
+        assert time.monotonic() < deadline, "a child of searchhub dev outlived it"
+        time.sleep(0.1)
     assert _processes_under(tmp_path) == []

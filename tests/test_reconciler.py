@@ -21,7 +21,8 @@ from shared.schemas import IndexJobPayload
 from shared.settings import Settings
 from tests.conftest import Tenant
 from tests.support import eventually, on_connection
-from worker import pipeline, transitions
+from worker import jobs, pipeline, transitions
+from worker.context import WorkerContext
 from worker.reconciler import reconcile_once
 from worker.settings import in_progress_timeout_s
 
@@ -264,3 +265,27 @@ async def test_worker_whose_job_was_taken_back_cannot_overwrite_the_newer_state(
     assert job["attempts"] == fresh[0] == 2
     assert await on_connection(pool, transitions.complete, payload.job_id, fresh[0], entry)
     assert (await _job(pool, payload.job_id))["status"] == "indexed"
+
+
+async def test_a_long_job_renews_its_lease_and_is_not_taken_back(
+    tenant: Tenant, pool: asyncpg.Pool, redis: ArqRedis, settings: Settings
+) -> None:
+    payload = await _committed_not_enqueued(pool, tenant)
+    claimed = await on_connection(pool, transitions.claim, payload, settings.processing_lease_s)
+    assert claimed is not None
+    first_expiry = (await _job(pool, payload.job_id))["lease_expires_at"]
+    app = WorkerContext(settings=settings, pool=pool)
+
+    async with jobs._leased(app, payload, claimed[0]):  # the work runs longer than a lease
+        await eventually(
+            lambda: pool.fetchval("SELECT now() > $1", first_expiry),
+            bool,
+            timeout_s=settings.processing_lease_s * 5,
+            what="the first lease over",
+        )
+        await reconcile_once(pool, redis, settings)
+        job = await _job(pool, payload.job_id)
+
+    assert job["status"] == "processing"
+    assert job["attempts"] == claimed[0]
+    assert job["lease_expires_at"] > first_expiry

@@ -38,20 +38,22 @@ async def _stop_gracefully(worker: Worker, run: asyncio.Task[None], grace_s: flo
         await asyncio.wait(running, timeout=grace_s)
     # What still runs is cancelled: each job hands itself back to the queue (jobs.py), and arq
     # leaves its delivery in Redis for another worker.
-    leftover = [t for t in worker.tasks.values() if not t.done()]
-    for task in leftover:
-        task.cancel()
-    run.cancel()
-    if leftover:
-        await asyncio.wait(leftover)
-    # A cancellation that lands inside a Redis command can be swallowed by redis-py, and arq's loop
-    # then polls on; seen as a rare hang at shutdown. Cancel again until the loop has stopped.
-    while not (await asyncio.wait([run], timeout=0.5))[0]:
-        run.cancel()
+    await _cancel_until_done([*worker.tasks.values(), run])
     with contextlib.suppress(*REDIS_UNAVAILABLE_ERRORS):
         await worker.pool.delete(worker.health_check_key)
     with contextlib.suppress(Exception):
         await worker.pool.aclose()
+
+
+async def _cancel_until_done(tasks: list[asyncio.Task[None]], every_s: float = 2.0) -> None:
+    """Cancels the tasks, again and again until each has ended. A cancellation can get lost
+    inside arq's loop (seen in the tests: after one cancel() it polled on for good, and the stop
+    hung), so one cancel() is not enough to be sure it ends."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
 
 
 async def _watch_queue_depth(worker_holder: list[Worker]) -> None:

@@ -93,12 +93,16 @@ def _lost_note(attempt: int, max_attempts: int) -> str:
     return note if attempt < max_attempts else f"{note}; no attempts left"
 
 
-async def _reclaim(conn: asyncpg.Connection, settings: Settings, summary: Summary) -> list[asyncpg.Record]:
-    """Step 1, one page in one transaction. Returns the jobs now queued again."""
+async def _reclaim(
+    conn: asyncpg.Connection, settings: Settings, summary: Summary
+) -> tuple[int, list[asyncpg.Record]]:
+    """Step 1, one page in one transaction. Returns how many jobs it looked at, and those it
+    queued again."""
     requeued: list[asyncpg.Record] = []
     max_attempts = settings.job_max_attempts
     async with conn.transaction():
-        for row in await conn.fetch(Q.lock_expired_leases, PAGE):
+        rows = await conn.fetch(Q.lock_expired_leases, PAGE)
+        for row in rows:
             job_id, attempt = row["id"], row["attempts"]
             note = _lost_note(attempt, max_attempts)
             if attempt < max_attempts:
@@ -115,7 +119,7 @@ async def _reclaim(conn: asyncpg.Connection, settings: Settings, summary: Summar
                     summary.superseded += 1
             elif await conn.fetchval(Q.fail_lost_job, job_id, attempt, note):
                 summary.failed += 1
-    return requeued
+    return len(rows), requeued
 
 
 def _dead_delivery(settings: Settings, in_progress_ttl_ms: int, *, reclaimed: bool) -> bool:
@@ -219,10 +223,10 @@ async def reconcile_once(
         try:
             summary = Summary()
             while True:
-                requeued = await _reclaim(conn, settings, summary)
+                seen, requeued = await _reclaim(conn, settings, summary)
                 # Committed first: a worker that gets the delivery must find the row queued.
                 await _deliver(redis, settings, requeued, summary, reclaimed=True, dry_run=False)
-                if len(requeued) < PAGE:
+                if seen < PAGE:
                     break
             await _deliver_queued(conn, redis, settings, summary, dry_run=False)
             return summary
