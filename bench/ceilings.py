@@ -53,7 +53,7 @@ def ceiling_a(port: int) -> None:
 
 
 async def ceiling_b(database_url: str, redis_url: str, tenant: str, concurrency: int, seconds: float) -> None:
-    from shared.db import create_pool
+    from shared.db import create_pool, tenant_connection
     from shared.queries import Q
     from shared.queue import create_redis, enqueue_index_job
     from shared.schemas import IndexJobPayload
@@ -61,7 +61,7 @@ async def ceiling_b(database_url: str, redis_url: str, tenant: str, concurrency:
 
     settings = Settings(database_url=database_url, redis_url=redis_url)
     tenant_id = uuid.UUID(tenant)
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, max_size=concurrency)
     redis = create_redis(settings)
     doc = msgspec.json.decode(sys.stdin.buffer.read(), type=DocumentIn)
     done = 0
@@ -69,16 +69,18 @@ async def ceiling_b(database_url: str, redis_url: str, tenant: str, concurrency:
 
     async def loop() -> None:
         nonlocal done
-        while time.monotonic() < deadline:
-            row = await pool.fetchrow(
-                Q.ingest_document, uuid.uuid4(), tenant_id, doc.external_id, doc.title, doc.content,
-                doc.content_type, doc.metadata, uuid.uuid4(),
-            )  # fmt: skip
-            payload = IndexJobPayload(
-                tenant_id=tenant_id, document_id=row["document_id"], job_id=row["job_id"]
-            )
-            await enqueue_index_job(redis, payload)
-            done += 1
+        # One connection per task, bound to the tenant once, as row-level security requires.
+        async with tenant_connection(pool, tenant_id) as conn:
+            while time.monotonic() < deadline:
+                row = await conn.fetchrow(
+                    Q.ingest_document, uuid.uuid4(), tenant_id, doc.external_id, doc.title, doc.content,
+                    doc.content_type, doc.metadata, uuid.uuid4(),
+                )  # fmt: skip
+                payload = IndexJobPayload(
+                    tenant_id=tenant_id, document_id=row["document_id"], job_id=row["job_id"]
+                )
+                await enqueue_index_job(redis, payload)
+                done += 1
 
     started = time.monotonic()
     await asyncio.gather(*(loop() for _ in range(concurrency)))
