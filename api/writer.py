@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import msgspec
 
-from shared.db import is_unavailable, tenant_connection
+from shared.db import is_unavailable
 from shared.queries import Q
 from shared.schemas import DocumentIn, IndexJobPayload
 
@@ -95,6 +96,9 @@ class IngestWriter:
         self._queue: collections.deque[_Item] = collections.deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Connections the flushers keep between statements, with the tenant each is bound to:
+        # a flusher rebinds only when the tenant changes and never pays the pool's release reset.
+        self._held: list[tuple[asyncpg.Connection, uuid.UUID | None]] = []
 
     async def write(self, tenant_id: uuid.UUID, doc: DocumentIn) -> Written:
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
@@ -138,24 +142,47 @@ class IngestWriter:
         finally:
             self._in_flight -= 1
 
-    async def _write_group(self, group: list[_Item]) -> None:
+    @contextlib.asynccontextmanager
+    async def _bound(self, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+        """A held connection bound to ``tenant_id`` (one tenant per statement, as row-level
+        security requires). A connection that failed goes back to the pool, which discards it if
+        it is broken, and the next statement takes a fresh one."""
+        conn, bound = self._held.pop() if self._held else (await self.pool.acquire(), None)
+        if conn.is_closed():  # the server ended it while it was held (restart, idle timeout)
+            await self.pool.release(conn)
+            conn, bound = await self.pool.acquire(), None
         try:
-            # One tenant per group: its connection is bound to it, as row-level security requires.
-            async with tenant_connection(self.pool, group[0].tenant_id) as conn:
-                written = await write_many(conn, [i.tenant_id for i in group], [i.doc for i in group])
-        except Exception as exc:
-            if is_unavailable(exc) or len(group) == 1:
-                self._fail(group, exc)
+            if bound != tenant_id:
+                await conn.execute(Q.set_tenant, str(tenant_id))
+            yield conn
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._held.append((conn, tenant_id))
+
+    async def _write_group(self, group: list[_Item]) -> None:
+        tenant_id = group[0].tenant_id
+        for attempt in (1, 2):
+            reused = bool(self._held)
+            try:
+                async with self._bound(tenant_id) as conn:
+                    written = await write_many(conn, [i.tenant_id for i in group], [i.doc for i in group])
+                break
+            except Exception as exc:
+                if is_unavailable(exc) and reused and attempt == 1:
+                    continue  # a held connection can die unnoticed (a server restart): once more, fresh
+                if is_unavailable(exc) or len(group) == 1:
+                    self._fail(group, exc)
+                    return
+                await self._write_each(group)
                 return
-            await self._write_each(group)
-            return
         for item, result in zip(group, written, strict=True):
             self._done(item, result)
 
     async def _write_each(self, group: list[_Item]) -> None:
         for item in group:
             try:
-                async with tenant_connection(self.pool, item.tenant_id) as conn:
+                async with self._bound(item.tenant_id) as conn:
                     result = await write_one(conn, item.tenant_id, item.doc)
             except Exception as exc:
                 self._fail([item], exc)
@@ -177,3 +204,5 @@ class IngestWriter:
     async def close(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        while self._held:
+            await self.pool.release(self._held.pop()[0])

@@ -289,3 +289,23 @@ async def test_a_long_job_renews_its_lease_and_is_not_taken_back(
     assert job["status"] == "processing"
     assert job["attempts"] == claimed[0]
     assert job["lease_expires_at"] > first_expiry
+
+
+async def test_pass_forgets_idempotency_keys_past_their_ttl(
+    tenant: Tenant, pool: asyncpg.Pool, redis: ArqRedis, settings: Settings
+) -> None:
+    await tenant.post("/v1/documents", {"content": "old"}, **{"Idempotency-Key": "old-key"})
+    await tenant.post("/v1/documents", {"content": "new"}, **{"Idempotency-Key": "new-key"})
+    await pool.execute(
+        "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => $2 + 60)"
+        " WHERE tenant_id = $1 AND key = 'old-key'",
+        tenant.id,
+        float(settings.idempotency_ttl_s),
+    )
+
+    summary = await reconcile_once(pool, redis, settings)
+
+    assert summary is not None
+    assert summary.expired_keys >= 1
+    kept = await pool.fetch("SELECT key FROM idempotency_keys WHERE tenant_id = $1", tenant.id)
+    assert [r["key"] for r in kept] == ["new-key"]

@@ -13,6 +13,7 @@ from loguru import logger
 
 from api import routes
 from api.app import build_app
+from shared.keys import hash_key
 from shared.settings import Settings
 from tests.conftest import Tenant, _new_tenant
 from tests.support import eventually
@@ -96,3 +97,23 @@ async def test_logs_never_hold_keys_or_document_text(
 async def test_metrics_never_hold_keys(tenant: Tenant, app_client: httpx.AsyncClient) -> None:
     await tenant.get("/v1/index-jobs")
     assert tenant.key not in (await app_client.get("/metrics")).text
+
+
+async def test_remembered_key_is_refused_as_soon_as_it_is_revoked_in_sql(
+    tenant: Tenant, app_client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    keys = app_client._transport.app.state.ctx.keys  # type: ignore[attr-defined]
+    await eventually(lambda: _async(keys.listening), bool, what="the revocation listener connected")
+    assert (await tenant.get("/v1/index-jobs")).status_code == 200
+    assert keys.get(hash_key(tenant.key)) == tenant.id  # remembered: the next request skips the lookup
+
+    await pool.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1", tenant.id)
+
+    refused = await eventually(
+        lambda: tenant.get("/v1/index-jobs"), lambda r: r.status_code == 401, timeout_s=5, what="refused"
+    )
+    assert refused.json()["error"]["code"] == "unauthorized"
+
+
+async def _async(value: object) -> object:
+    return value

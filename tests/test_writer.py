@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -14,6 +15,20 @@ from shared.constants import QUEUE_NAME
 from shared.schemas import DocumentIn
 from tests.conftest import Tenant
 from tests.support import eventually
+
+
+@pytest.fixture
+async def writers(app_pool: asyncpg.Pool) -> AsyncIterator[Callable[..., writer.IngestWriter]]:
+    """Writers on the app pool, closed after the test: they hold connections between statements."""
+    made: list[writer.IngestWriter] = []
+
+    def make(on_written: Callable[[writer.Written], None], **options: int) -> writer.IngestWriter:
+        made.append(writer.IngestWriter(app_pool, on_written, **options))
+        return made[-1]
+
+    yield make
+    for w in made:
+        await w.close()
 
 
 async def test_concurrent_posts_are_each_committed_answered_and_enqueued(
@@ -67,7 +82,7 @@ async def test_a_single_post_with_an_idempotency_key_replays_and_writes_nothing(
 
 async def test_a_failing_group_is_written_again_one_by_one_so_only_the_bad_one_fails(
     monkeypatch: pytest.MonkeyPatch,
-    app_pool: asyncpg.Pool,
+    writers: Callable[..., writer.IngestWriter],
 ) -> None:
     calls: list[int] = []
 
@@ -83,7 +98,7 @@ async def test_a_failing_group_is_written_again_one_by_one_so_only_the_bad_one_f
     monkeypatch.setattr(writer, "write_many", write_many)
     monkeypatch.setattr(writer, "write_one", write_one)
     written: list[writer.Written] = []
-    w = writer.IngestWriter(app_pool, written.append, max_batch=10, max_in_flight=1)
+    w = writers(written.append, max_batch=10, max_in_flight=1)
     tenant_id = uuid.uuid4()
 
     results = await asyncio.gather(
@@ -98,13 +113,13 @@ async def test_a_failing_group_is_written_again_one_by_one_so_only_the_bad_one_f
 
 async def test_a_group_failing_because_postgres_is_away_fails_every_request(
     monkeypatch: pytest.MonkeyPatch,
-    app_pool: asyncpg.Pool,
+    writers: Callable[..., writer.IngestWriter],
 ) -> None:
     async def write_many(pool: object, tenant_ids: list, docs: list) -> list:
         raise ConnectionRefusedError("PostgreSQL is away")
 
     monkeypatch.setattr(writer, "write_many", write_many)
-    w = writer.IngestWriter(app_pool, lambda _: None, max_batch=10, max_in_flight=1)
+    w = writers(lambda _: None, max_batch=10, max_in_flight=1)
 
     results = await asyncio.gather(
         *(w.write(uuid.uuid4(), DocumentIn(content="x")) for _ in range(3)), return_exceptions=True
@@ -115,7 +130,7 @@ async def test_a_group_failing_because_postgres_is_away_fails_every_request(
 
 async def test_each_statement_writes_one_tenant_and_keeps_each_tenants_order(
     monkeypatch: pytest.MonkeyPatch,
-    app_pool: asyncpg.Pool,
+    writers: Callable[..., writer.IngestWriter],
 ) -> None:
     statements: list[list[tuple[uuid.UUID, str]]] = []
 
@@ -124,7 +139,7 @@ async def test_each_statement_writes_one_tenant_and_keeps_each_tenants_order(
         return [writer.Written(t, uuid.uuid4(), uuid.uuid4()) for t in tenant_ids]
 
     monkeypatch.setattr(writer, "write_many", write_many)
-    w = writer.IngestWriter(app_pool, lambda _: None, max_batch=10, max_in_flight=1)
+    w = writers(lambda _: None, max_batch=10, max_in_flight=1)
     a, b = uuid.uuid4(), uuid.uuid4()
     posts = [
         (a, "a1", None),

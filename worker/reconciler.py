@@ -45,6 +45,10 @@ from worker.transitions import SUPERSEDED_NOTE
 PAGE = 500
 
 
+#: Expired Idempotency-Key records deleted per pass at most.
+PURGE_BATCH = 10_000
+
+
 @dataclass
 class Summary:
     """What one pass did (or, in a dry run, would do)."""
@@ -57,12 +61,21 @@ class Summary:
     enqueued: int = 0  # queued jobs arq did not hold, enqueued
     released: int = 0  # deliveries of dead workers freed for another worker
     rescheduled: int = 0  # deliveries held by arq but not due now, made due
+    expired_keys: int = 0  # Idempotency-Key records past SEARCHHUB_IDEMPOTENCY_TTL_S, deleted
     requeued_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
 
     @property
     def changed(self) -> bool:
         return any(
-            (self.requeued, self.failed, self.superseded, self.enqueued, self.released, self.rescheduled)
+            (
+                self.requeued,
+                self.failed,
+                self.superseded,
+                self.enqueued,
+                self.released,
+                self.rescheduled,
+                self.expired_keys,
+            )
         )
 
     def fields(self) -> dict[str, int]:
@@ -74,6 +87,7 @@ class Summary:
             "enqueued": self.enqueued,
             "released": self.released,
             "rescheduled": self.rescheduled,
+            "expired_keys": self.expired_keys,
         }
 
     def describe(self) -> str:
@@ -84,6 +98,8 @@ class Summary:
             f"queued jobs checked in Redis: {self.checked}; {self.enqueued} {would}enqueued, "
             f"{self.released} {would}released from dead workers, {self.rescheduled} {would}made due now",
         ]
+        if not self.dry_run:
+            parts.append(f"expired idempotency keys deleted: {self.expired_keys}")
         prefix = "dry run, nothing changed: " if self.dry_run else ""
         return prefix + "; ".join(parts)
 
@@ -229,6 +245,10 @@ async def reconcile_once(
                 if seen < PAGE:
                     break
             await _deliver_queued(conn, redis, settings, summary, dry_run=False)
+            status = await conn.execute(
+                Q.purge_idempotency_keys, float(settings.idempotency_ttl_s), PURGE_BATCH
+            )
+            summary.expired_keys = int(status.rpartition(" ")[2])
             return summary
         finally:
             # The pool's reset of the connection unlocks too; a broken connection unlocks with it.

@@ -16,5 +16,11 @@ SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key
 UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key = $2;
 
 -- name: purge_idempotency_keys
--- $1 TTL seconds.
-DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1);
+-- Forgets keys older than the TTL, at most $2 per call (each reconciler pass), so a large backlog
+-- is worked off in small transactions. $1 TTL seconds, $2 most rows.
+DELETE FROM idempotency_keys
+WHERE (tenant_id, key) IN (
+    SELECT tenant_id, key FROM idempotency_keys
+    WHERE created_at < now() - make_interval(secs => $1)
+    LIMIT $2
+);
