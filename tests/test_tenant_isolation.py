@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from shared.db import tenant_connection
+from shared.queries import Q
 from tests.conftest import Tenant
 from tests.support import eventually
 
@@ -65,3 +66,18 @@ async def test_tenant_binding_ends_with_the_connections_loan(
 
     async with app_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM documents") == 0
+
+
+async def test_search_function_serves_only_the_sessions_own_tenant(
+    tenant: Tenant, other_tenant: Tenant, app_pool: asyncpg.Pool, worker: None
+) -> None:
+    await _seed(tenant)
+    args = ("english", "private", None, 10, 0, "", 100)
+
+    async with tenant_connection(app_pool, other_tenant.id) as conn:
+        smuggled = await conn.fetch(Q.search, tenant.id, *args)  # asks for another tenant's hits
+    async with tenant_connection(app_pool, tenant.id) as conn:
+        own = await conn.fetch(Q.search, tenant.id, *args)
+
+    assert smuggled == []
+    assert len(own) == 1

@@ -69,6 +69,66 @@ CREATE POLICY search_passage_texts_tenant ON search_passage_texts TO searchhub_a
     WITH CHECK (EXISTS (SELECT 1 FROM documents d WHERE d.id = search_passage_texts.document_id));
 COMMENT ON POLICY search_passage_texts_tenant ON search_passage_texts IS 'searchhub_app sees the text of the current tenant''s passages only (through their documents).';
 
+-- Search under row-level security. PostgreSQL cannot use an index for a condition whose operator
+-- is not LEAKPROOF (tsv @@ query is not) ahead of a policy's condition, so inside RLS every search
+-- would read all of a tenant's passages. This function runs the search as the schema owner,
+-- outside RLS, for the tenant the calling session is bound to and no other: a caller that passes
+-- another tenant gets nothing. EXECUTE plans each call for its own words, as the query needs.
+-- Arguments as in the named query `search` (sql/queries/search.sql).
+CREATE FUNCTION searchhub_search(
+    p_tenant uuid, p_config regconfig, p_query text, p_filter jsonb, p_limit integer, p_offset integer,
+    p_headline text, p_candidates integer
+) RETURNS TABLE (
+    document_id uuid, external_id text, title text, score real, metadata jsonb, snippet text,
+    candidates bigint
+)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+    IF p_tenant IS NULL OR p_tenant IS DISTINCT FROM searchhub_current_tenant() THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+WITH candidates AS (
+    -- The tsquery is written out (not taken from a CTE) so that the planner sees its words.
+    SELECT p.document_id, p.passage_no, p.tsv
+    FROM search_passages p
+    WHERE p.tenant_id = $1
+      AND p.tsv @@ websearch_to_tsquery($2::regconfig, $3)
+      AND ($4::jsonb IS NULL
+           OR EXISTS (SELECT FROM documents d WHERE d.id = p.document_id AND d.metadata @> $4::jsonb))
+    ORDER BY p.indexed_seq DESC
+    LIMIT $8
+), ranked AS (
+    -- Ranked only here, after LIMIT: ranking is the costly part (every tsvector is read).
+    SELECT DISTINCT ON (c.document_id) c.document_id, c.passage_no,
+           ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, websearch_to_tsquery($2::regconfig, $3)) AS score
+    FROM candidates c
+    ORDER BY c.document_id, score DESC, c.passage_no
+), page AS (
+    SELECT r.document_id, r.passage_no, r.score
+    FROM ranked r
+    ORDER BY r.score DESC, r.document_id
+    LIMIT $5 OFFSET $6
+)
+SELECT page.document_id, d.external_id, t.title, page.score, d.metadata,
+       -- Escaped first: the headline parser would drop text that looks like a tag ("<daily>").
+       ts_headline($2::regconfig,
+                   replace(replace(replace(t.body, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
+                   websearch_to_tsquery($2::regconfig, $3), $7) AS snippet,
+       (SELECT count(*) FROM candidates) AS candidates
+FROM page
+JOIN search_passage_texts t ON t.document_id = page.document_id AND t.passage_no = page.passage_no
+JOIN documents d ON d.id = page.document_id
+ORDER BY page.score DESC, page.document_id
+$q$ USING p_tenant, p_config, p_query, p_filter, p_limit, p_offset, p_headline, p_candidates;
+END
+$fn$;
+COMMENT ON FUNCTION searchhub_search(uuid, regconfig, text, jsonb, integer, integer, text, integer) IS 'GET /v1/search for the session''s bound tenant only, outside RLS so that the GIN index serves tsv @@ query.';
+REVOKE ALL ON FUNCTION searchhub_search(uuid, regconfig, text, jsonb, integer, integer, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION searchhub_search(uuid, regconfig, text, jsonb, integer, integer, text, integer) TO searchhub_app;
+
 -- Backpressure counts a tenant's queued jobs; this keeps that count an index-only scan.
 CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id) WHERE status = 'queued';
 

@@ -43,35 +43,6 @@ SET LOCAL enable_indexscan = off;
 -- $1 tenant, $2 text-search configuration, $3 query in web-search syntax, $4 metadata filter
 -- (jsonb object, containment) or NULL, $5 limit, $6 offset, $7 ts_headline options,
 -- $8 candidate limit. "candidates" tells the caller whether the limit was reached.
-WITH candidates AS (
-    -- The tsquery is written out (not taken from a CTE) so that the planner sees its words.
-    SELECT p.document_id, p.passage_no, p.tsv
-    FROM search_passages p
-    WHERE p.tenant_id = $1
-      AND p.tsv @@ websearch_to_tsquery($2::regconfig, $3)
-      AND ($4::jsonb IS NULL
-           OR EXISTS (SELECT FROM documents d WHERE d.id = p.document_id AND d.metadata @> $4::jsonb))
-    ORDER BY p.indexed_seq DESC
-    LIMIT $8
-), ranked AS (
-    -- Ranked only here, after LIMIT: ranking is the costly part (every tsvector is read).
-    SELECT DISTINCT ON (c.document_id) c.document_id, c.passage_no,
-           ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, websearch_to_tsquery($2::regconfig, $3)) AS score
-    FROM candidates c
-    ORDER BY c.document_id, score DESC, c.passage_no
-), page AS (
-    SELECT r.document_id, r.passage_no, r.score
-    FROM ranked r
-    ORDER BY r.score DESC, r.document_id
-    LIMIT $5 OFFSET $6
-)
-SELECT page.document_id, d.external_id, t.title, page.score, d.metadata,
-       -- Escaped first: the headline parser would drop text that looks like a tag ("<daily>").
-       ts_headline($2::regconfig,
-                   replace(replace(replace(t.body, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
-                   websearch_to_tsquery($2::regconfig, $3), $7) AS snippet,
-       (SELECT count(*) FROM candidates) AS candidates
-FROM page
-JOIN search_passage_texts t ON t.document_id = page.document_id AND t.passage_no = page.passage_no
-JOIN documents d ON d.id = page.document_id
-ORDER BY page.score DESC, page.document_id;
+-- The statement itself lives in searchhub_search() (sql/migrations/0004_security.sql), which runs
+-- it outside row-level security for the session's own tenant so that the GIN index can serve it.
+SELECT * FROM searchhub_search($1, $2::regconfig, $3, $4::jsonb, $5, $6, $7, $8);
