@@ -23,6 +23,14 @@ serialize = msgspec.msgpack.Encoder().encode
 deserialize = msgspec.msgpack.Decoder().decode
 
 
+def wire_payload(payload: IndexJobPayload) -> dict[str, object]:
+    """The payload as it travels, checked against its schema on the way out: a malformed payload is
+    refused here, where it was made, not later by a worker (which checks it again on receipt)."""
+    wire = msgspec.to_builtins(payload)
+    msgspec.convert(wire, IndexJobPayload)
+    return wire
+
+
 def create_redis(settings: Settings, *, timeout_s: float | None = None) -> ArqRedis:
     """A client whose connections open lazily and reopen after Redis comes back; every command is
     bounded by ``timeout_s`` so a Redis outage costs a caller that long at most, never a hang."""
@@ -49,7 +57,7 @@ async def enqueue_index_job(
     """
     job = await redis.enqueue_job(
         INDEX_JOB_FUNCTION,
-        msgspec.to_builtins(payload),
+        wire_payload(payload),
         _job_id=str(payload.job_id),
         _defer_by=defer_s,
     )
@@ -101,7 +109,7 @@ async def enqueue_index_jobs(redis: ArqRedis, payloads: Sequence[IndexJobPayload
     ids = [str(p.job_id) for p in payloads]
     jobs = [
         serialize_job(
-            INDEX_JOB_FUNCTION, (msgspec.to_builtins(p),), {}, None, now_ms, serializer=redis.job_serializer
+            INDEX_JOB_FUNCTION, (wire_payload(p),), {}, None, now_ms, serializer=redis.job_serializer
         )
         for p in payloads
     ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import msgspec
+import pytest
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
 from shared.constants import QUEUE_NAME
-from shared.queue import deserialize, enqueue_index_job, enqueue_index_jobs
+from shared.queue import deserialize, enqueue_index_job, enqueue_index_jobs, wire_payload
 from shared.schemas import IndexJobPayload
 from tests.conftest import Tenant
 from tests.support import eventually
@@ -92,3 +94,9 @@ async def test_single_posts_reach_redis_through_the_background_enqueuer(
         await eventually(
             lambda a=answer: redis.zscore(QUEUE_NAME, a["job_id"]), lambda s: s is not None, what="enqueued"
         )
+
+
+def test_a_malformed_payload_is_refused_before_it_reaches_redis() -> None:
+    bad = IndexJobPayload(tenant_id="not-a-uuid", document_id=uuid.uuid4(), job_id=uuid.uuid4())  # type: ignore[arg-type]
+    with pytest.raises(msgspec.ValidationError):
+        wire_payload(bad)
