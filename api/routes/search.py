@@ -76,7 +76,6 @@ async def search(request: Request) -> Response:
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
         wanted = metadata_filter(request, settings.max_metadata_bytes)
         cap = max(settings.search_candidates, offset + limit)
-        await conn.execute(Q.search_plan_per_query)
         if '"' in q:
             await conn.execute(Q.search_plan_by_index)
         args = (tenant_id, settings.search_config, q, wanted, limit, offset, HEADLINE_OPTIONS)

@@ -73,7 +73,8 @@ COMMENT ON POLICY search_passage_texts_tenant ON search_passage_texts IS 'search
 -- is not LEAKPROOF (tsv @@ query is not) ahead of a policy's condition, so inside RLS every search
 -- would read all of a tenant's passages. This function runs the search as the schema owner,
 -- outside RLS, for the tenant the calling session is bound to and no other: a caller that passes
--- another tenant gets nothing. EXECUTE plans each call for its own words, as the query needs.
+-- another tenant gets nothing. EXECUTE plans each call for its own words, as the query needs:
+-- the word's frequency decides between the GIN index (rare word) and a newest-first walk (common).
 -- Arguments as in the named query `search` (sql/queries/search.sql).
 CREATE FUNCTION searchhub_search(
     p_tenant uuid, p_config regconfig, p_query text, p_filter jsonb, p_limit integer, p_offset integer,

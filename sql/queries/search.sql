@@ -23,11 +23,6 @@ WITH input AS (
 INSERT INTO search_passage_texts (document_id, passage_no, title, body)
 SELECT document_id, passage_no, title, body FROM input;
 
--- name: search_plan_per_query
--- The search below needs a plan per query: the word's frequency decides between the GIN index
--- (rare word) and a newest-first walk (common word), and a cached generic plan cannot know it.
-SET LOCAL plan_cache_mode = force_custom_plan;
-
 -- name: search_plan_by_index
 -- For queries with a "phrase": the planner estimates a phrase as often as its words together, far
 -- more often than words stand side by side, and would walk every passage newest first looking for
