@@ -11,13 +11,15 @@ import pytest
 from arq.connections import ArqRedis
 
 from shared.constants import QUEUE_NAME
-from shared.queue import enqueue_index_job
+from shared.queue import create_redis, enqueue_index_job
 from shared.schemas import IndexJobPayload
 from shared.settings import Settings
 from tests.conftest import Tenant
 from tests.support import eventually
 from worker import jobs, pipeline
 from worker.context import CTX_KEY, WorkerContext
+from worker.main import _stop_gracefully
+from worker.settings import build_worker
 
 
 def _payload(tenant: Tenant, posted: dict) -> IndexJobPayload:
@@ -164,3 +166,28 @@ async def test_only_failed_jobs_can_be_retried(tenant: Tenant, other_tenant: Ten
     assert conflict.json()["error"]["code"] == "conflict"
     hidden = await other_tenant.post(f"/v1/index-jobs/{posted['job_id']}/retry", {})
     assert hidden.status_code == 404
+
+
+async def test_an_attempt_past_the_job_timeout_fails_and_is_retried_not_handed_back(
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    app_pool: asyncpg.Pool,
+    redis: ArqRedis,
+) -> None:
+    async def too_slow(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
+        await asyncio.Event().wait()  # never finishes on its own
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(pipeline, "prepare", too_slow)
+    quick = msgspec.structs.replace(settings, job_timeout_s=0.05, job_max_attempts=2)
+    w = build_worker(quick, WorkerContext(settings=quick, pool=app_pool), create_redis(quick))
+    run = asyncio.create_task(w.async_run())
+    try:
+        posted = (await tenant.post("/v1/documents", {"content": "slow"})).json()
+        job = await eventually(lambda: tenant.job(posted["job_id"]), lambda j: j["status"] == "failed")
+    finally:
+        await _stop_gracefully(w, run, grace_s=1.0)
+
+    assert job["attempts"] == 2
+    assert job["error"] == "JobTimedOut: the attempt took longer than 0.05 s"

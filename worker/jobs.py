@@ -31,6 +31,10 @@ INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
 )  # fmt: skip
 
 
+class JobTimedOut(Exception):
+    """An attempt ran past SEARCHHUB_JOB_TIMEOUT_S."""
+
+
 def backoff_s(base_s: float, attempt: int) -> float:
     """Waits of base, 2·base, 4·base … after attempts 1, 2, 3 …"""
     return base_s * 2 ** (attempt - 1)
@@ -121,9 +125,16 @@ async def _attempt(
     job_id = payload.job_id
     try:
         async with _leased(app, payload, attempt):
-            async with asyncio.timeout(settings.job_timeout_s):
-                entry = await pipeline.prepare(source, settings.search_config)
-                completed = await transitions.complete(conn, job_id, attempt, entry)
+            try:
+                async with asyncio.timeout(settings.job_timeout_s) as budget:
+                    entry = await pipeline.prepare(source, settings.search_config)
+                    completed = await transitions.complete(conn, job_id, attempt, entry)
+            except TimeoutError as exc:
+                # Ours, not a database timeout: the attempt failed (and is retried), rather than
+                # being handed back as an outage, which would retry a too-slow job forever.
+                if budget.expired():
+                    raise JobTimedOut(f"the attempt took longer than {settings.job_timeout_s:g} s") from exc
+                raise
         if completed:
             _record(log, INDEXED, started, attempt, version=source.version)
         else:
