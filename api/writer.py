@@ -65,12 +65,7 @@ async def write_many(
 
 
 async def write_one(conn: asyncpg.Connection, tenant_id: uuid.UUID, doc: DocumentIn) -> Written:
-    row = await conn.fetchrow(
-        Q.ingest_document, uuid.uuid4(), tenant_id, doc.external_id, doc.title, doc.content,
-        doc.content_type, doc.metadata, uuid.uuid4(),
-    )  # fmt: skip
-    assert row is not None
-    return Written(tenant_id, row["document_id"], row["job_id"])
+    return (await write_many(conn, [tenant_id], [doc]))[0]
 
 
 @dataclass(slots=True)

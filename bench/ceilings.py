@@ -2,8 +2,8 @@
 
 A: a bare Starlette route on the same uvicorn settings that decodes the same body with msgspec and
    answers 202, touching neither PostgreSQL nor Redis: the HTTP stack's own limit.
-B: the same two inserts (the ingest_document statement) plus one arq enqueue_job, by a bare script
-   with no HTTP: the stores' limit for one document at a time.
+B: the same two inserts (api.writer.write_one, the statement the API runs) plus one arq enqueue_job,
+   by a bare script with no HTTP: the stores' limit for one document at a time.
 C: a bare arq worker running no-op jobs on the same Redis with our worker options: arq's limit.
 
 ``python -m bench.ceilings a PORT`` | ``b DATABASE_URL REDIS_URL TENANT CONCURRENCY SECONDS`` |
@@ -53,10 +53,9 @@ def ceiling_a(port: int) -> None:
 
 
 async def ceiling_b(database_url: str, redis_url: str, tenant: str, concurrency: int, seconds: float) -> None:
+    from api.writer import write_one
     from shared.db import create_pool, tenant_connection
-    from shared.queries import Q
     from shared.queue import create_redis, enqueue_index_job
-    from shared.schemas import IndexJobPayload
     from shared.settings import Settings
 
     settings = Settings(database_url=database_url, redis_url=redis_url)
@@ -72,14 +71,8 @@ async def ceiling_b(database_url: str, redis_url: str, tenant: str, concurrency:
         # One connection per task, bound to the tenant once, as row-level security requires.
         async with tenant_connection(pool, tenant_id) as conn:
             while time.monotonic() < deadline:
-                row = await conn.fetchrow(
-                    Q.ingest_document, uuid.uuid4(), tenant_id, doc.external_id, doc.title, doc.content,
-                    doc.content_type, doc.metadata, uuid.uuid4(),
-                )  # fmt: skip
-                payload = IndexJobPayload(
-                    tenant_id=tenant_id, document_id=row["document_id"], job_id=row["job_id"]
-                )
-                await enqueue_index_job(redis, payload)
+                written = await write_one(conn, tenant_id, doc)
+                await enqueue_index_job(redis, written.payload())
                 done += 1
 
     started = time.monotonic()

@@ -15,9 +15,9 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.utils import timestamp_ms
 
+from api.writer import write_one
 from shared.constants import QUEUE_NAME, RECONCILER_LOCK_KEY
-from shared.queries import Q
-from shared.schemas import IndexJobPayload
+from shared.schemas import DocumentIn, IndexJobPayload
 from shared.settings import Settings
 from tests.conftest import Tenant
 from tests.support import eventually, on_connection
@@ -40,11 +40,8 @@ async def _committed_not_enqueued(
     pool: asyncpg.Pool, tenant: Tenant, external_id: str | None = None
 ) -> IndexJobPayload:
     """A document and its queued job, committed, never enqueued: the API died between the two."""
-    row = await pool.fetchrow(
-        Q.ingest_document, uuid.uuid4(), tenant.id, external_id, None, "some text", "text/plain", {},
-        uuid.uuid4(),
-    )  # fmt: skip
-    return IndexJobPayload(tenant_id=tenant.id, document_id=row["document_id"], job_id=row["job_id"])
+    doc = DocumentIn(content="some text", external_id=external_id)
+    return (await on_connection(pool, write_one, tenant.id, doc)).payload()
 
 
 async def _claimed_by_dead_worker(pool: asyncpg.Pool, redis: ArqRedis, payload: IndexJobPayload) -> int:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 
-from shared.queries import Q
-from shared.schemas import IndexJobPayload
+from api.writer import write_one
+from shared.schemas import DocumentIn, IndexJobPayload
 from tests.conftest import Tenant
 from tests.support import eventually, on_connection
 from worker import pipeline, transitions
 
 
 async def _post(pool: asyncpg.Pool, tenant: Tenant, external_id: str, content: str) -> IndexJobPayload:
-    row = await pool.fetchrow(
-        Q.ingest_document, uuid.uuid4(), tenant.id, external_id, None, content, "text/plain", {},
-        uuid.uuid4(),
-    )  # fmt: skip
-    return IndexJobPayload(tenant_id=tenant.id, document_id=row["document_id"], job_id=row["job_id"])
+    doc = DocumentIn(content=content, external_id=external_id)
+    return (await on_connection(pool, write_one, tenant.id, doc)).payload()
 
 
 async def test_an_older_version_finishing_last_never_overwrites_the_newer_index(
@@ -75,11 +71,8 @@ async def test_a_claim_racing_a_repost_that_joins_its_job_indexes_the_reposted_v
         tx = reposter.transaction()
         await tx.start()
         # The re-post joins the queued job (version 2) and holds its row until it commits.
-        joined = await reposter.fetchrow(
-            Q.ingest_document, uuid.uuid4(), tenant.id, "raced", None, "version two", "text/plain", {},
-            uuid.uuid4(),
-        )  # fmt: skip
-        assert joined["job_id"] == first.job_id
+        joined = await write_one(reposter, tenant.id, DocumentIn(content="version two", external_id="raced"))
+        assert joined.job_id == first.job_id
         claim = asyncio.create_task(on_connection(pool, transitions.claim, first, 60.0))
         await eventually(
             lambda: pool.fetchval(

@@ -123,6 +123,8 @@ async def test_late_delivery_after_indexed_changes_nothing(
 
 async def test_second_enqueue_of_a_waiting_job_is_a_no_op(tenant: Tenant, redis: ArqRedis) -> None:
     posted = (await tenant.post("/v1/documents", {"content": "waiting"})).json()
+    # The API enqueues in the background, just after its 202.
+    await eventually(lambda: redis.zscore(QUEUE_NAME, posted["job_id"]), lambda s: s is not None)
 
     assert await enqueue_index_job(redis, _payload(tenant, posted)) is False
     assert await redis.zcard(QUEUE_NAME) == 1

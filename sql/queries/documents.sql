@@ -1,39 +1,14 @@
--- name: ingest_document
--- Writes a document (or, for a known external_id, its next version) and its queued index job in
--- one statement. A re-post while a job is still queued joins that job: the partial unique index
--- index_jobs_one_queued_per_document allows one queued job per document, and the conflict updates
--- the version it will index. Returns the job actually answered (new or joined).
--- $1 document id, $2 tenant id, $3 external_id, $4 title, $5 content, $6 content_type,
--- $7 metadata, $8 job id (used only when no queued job exists).
-WITH doc AS (
-    INSERT INTO documents AS d (id, tenant_id, external_id, title, content, content_type, metadata)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT ON CONSTRAINT documents_tenant_external_id DO UPDATE
-        SET version      = d.version + 1,
-            title        = EXCLUDED.title,
-            content      = EXCLUDED.content,
-            content_type = EXCLUDED.content_type,
-            metadata     = EXCLUDED.metadata,
-            updated_at   = now()
-    RETURNING d.id, d.version
-), job AS (
-    INSERT INTO index_jobs AS j (id, tenant_id, document_id, document_version)
-    SELECT $8, $2, doc.id, doc.version FROM doc
-    ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
-        SET document_version = EXCLUDED.document_version,
-            updated_at       = now()
-    RETURNING j.id
-)
-SELECT doc.id AS document_id, job.id AS job_id, doc.version FROM doc, job;
-
 -- name: ingest_documents
--- ingest_document for many documents in one set-based statement: the same upsert of each document
--- (a known external_id makes its next version) and the same join-a-queued-job rule, per item. It
--- serves the batch endpoint and single posts coalesced by the API (api/writer.py); tenant ids are
--- per item, though the API sends one tenant per call. The caller guarantees that no (tenant, external_id) repeats within
--- one call (one statement cannot update a row twice). Rows are written in key order so that
--- concurrent calls sharing external_ids lock them in the same order and cannot deadlock.
--- Returns one row per item, in input order (ord).
+-- Writes documents (or, for a known external_id, its next version) and their queued index jobs in
+-- one set-based statement: every accepted document goes through it, single posts (coalesced by
+-- api/writer.py, or one at a time) and batches. A re-post while a job is still queued joins that
+-- job: the partial unique index index_jobs_one_queued_per_document allows one queued job per
+-- document, and the conflict updates the version it will index. Tenant ids are per item, though
+-- the API sends one tenant per call (row-level security binds a connection to one tenant). The
+-- caller guarantees that no (tenant, external_id) repeats within one call (one statement cannot
+-- update a row twice). Rows are written in key order so that concurrent calls sharing external_ids
+-- lock them in the same order and cannot deadlock. Returns one row per item, in input order (ord),
+-- with the job actually answered (new or joined).
 -- Arrays of equal length: $1 tenant ids, $2 document ids, $3 external_ids, $4 titles, $5 contents,
 -- $6 content types, $7 metadata (JSON text), $8 job ids (used only when no queued job exists).
 WITH item AS (

@@ -46,8 +46,11 @@ async def test_documents_posted_while_redis_is_down_are_indexed_once_it_is_back(
     try:
         worker.kill()  # so that the job stays in Redis for us to see the API's own enqueue
         after = await post_documents(tenant, 1, "after")
-        # Enqueued by the API itself: its Redis client reconnected on its own.
-        assert await redis.exists(f"arq:job:{after[0]['job_id']}")
+        # Enqueued by the API itself (its background enqueuer, just after the 202): its Redis client
+        # reconnected on its own.
+        await eventually(
+            lambda: redis.exists(f"arq:job:{after[0]['job_id']}"), bool, timeout_s=10, what="API enqueue"
+        )
     finally:
         await redis.aclose()
     lab.start_worker()
