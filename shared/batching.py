@@ -46,6 +46,9 @@ class _Item(Generic[T, R]):
     future: asyncio.Future[R]
     #: Its caller stopped waiting (cancelled) after the group was taken: see ``on_abandoned``.
     abandoned: bool = field(default=False)
+    #: The group it was taken into, and the task running that group's statement.
+    group: list[_Item[T, R]] = field(default_factory=list)
+    running: asyncio.Task[None] | None = None
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -96,6 +99,10 @@ class TenantBatcher(Generic[T, R]):
                 self._queue.remove(item)  # not taken yet: withdrawn, nothing done for it
                 raise
             item.abandoned = True
+            if item.running is not None and all(i.abandoned for i in item.group):
+                # Nobody waits for this statement any more (the process is stopping): cancel it,
+                # so that its locks go and the callers' hand-backs do not wait behind them.
+                item.running.cancel()
             raise
 
     def _take_group(self) -> list[_Item[T, R]]:
@@ -122,7 +129,11 @@ class TenantBatcher(Generic[T, R]):
     async def _flush(self) -> None:
         try:
             while self._queue:
-                await self._run_group(self._take_group())
+                group = self._take_group()
+                running = asyncio.create_task(self._run_group(group))
+                for item in group:
+                    item.group, item.running = group, running
+                await asyncio.wait([running])  # ends also when cancelled: then nobody waits for it
         finally:
             self._in_flight -= 1
 

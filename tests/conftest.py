@@ -179,7 +179,9 @@ async def other_tenant(pool: asyncpg.Pool, app_client: httpx.AsyncClient) -> Ten
 @pytest.fixture
 async def worker(settings: Settings, app_pool: asyncpg.Pool, redis: ArqRedis) -> AsyncIterator[None]:
     """An arq worker running in this event loop, as `searchhub worker` runs it."""
-    w = build_worker(settings, WorkerContext(settings=settings, pool=app_pool), create_redis(settings))
+    app = WorkerContext(settings=settings, pool=app_pool)
+    w = build_worker(settings, app, create_redis(settings))
     run = asyncio.create_task(w.async_run())
     yield
     await _stop_gracefully(w, run, grace_s=2.0)
+    await app.close()

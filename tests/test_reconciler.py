@@ -21,7 +21,7 @@ from shared.schemas import DocumentIn, IndexJobPayload
 from shared.settings import Settings
 from tests.conftest import Tenant
 from tests.support import eventually, on_connection
-from worker import jobs, pipeline, transitions
+from worker import pipeline, transitions
 from worker.context import WorkerContext
 from worker.reconciler import reconcile_once
 from worker.settings import in_progress_timeout_s
@@ -273,7 +273,7 @@ async def test_a_long_job_renews_its_lease_and_is_not_taken_back(
     first_expiry = (await _job(pool, payload.job_id))["lease_expires_at"]
     app = WorkerContext(settings=settings, pool=pool)
 
-    async with jobs._leased(app, payload, claimed[0]):  # the work runs longer than a lease
+    with app.leases.held(payload.tenant_id, payload.job_id, claimed[0]):  # the work outlasts a lease
         await eventually(
             lambda: pool.fetchval("SELECT now() > $1", first_expiry),
             bool,

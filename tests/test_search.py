@@ -306,7 +306,7 @@ async def test_five_megabyte_document_indexes_and_its_last_paragraph_is_found(
 
 
 class Gate:
-    """Holds ``transitions.complete`` of the job whose index entry contains ``marker`` until
+    """Holds the completing statement of the job whose index entry contains ``marker`` until
     released, so a test can order a job's end against other events."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
@@ -314,18 +314,20 @@ class Gate:
         self.release = asyncio.Event()
         self.job_id: uuid.UUID | None = None
         self.result: bool | None = None
-        original = transitions.complete
+        original = transitions.complete_many
 
-        async def gated(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, entry: Any) -> bool:
-            if not any(marker in p for p in entry.passages):
-                return await original(conn, job_id, attempt, entry)
-            self.job_id = job_id
+        async def gated(conn: asyncpg.Connection, done: list[Any]) -> list[bool]:
+            held = [job_id for job_id, _, entry in done if any(marker in p for p in entry.passages)]
+            if not held:
+                return await original(conn, done)
+            self.job_id = held[0]
             self.reached.set()
             await self.release.wait()
-            self.result = await original(conn, job_id, attempt, entry)
-            return self.result
+            results = await original(conn, done)
+            self.result = results[[job_id for job_id, _, _ in done].index(held[0])]
+            return results
 
-        monkeypatch.setattr(transitions, "complete", gated)
+        monkeypatch.setattr(transitions, "complete_many", gated)
 
 
 async def test_version_race_older_job_finishing_last_loses(

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import functools
 
 import asyncpg
+from loguru import logger
 
+from shared.batching import TenantBatcher
+from shared.db import tenant_connection
+from shared.schemas import IndexJobPayload
 from shared.settings import Settings
+from worker import transitions
+from worker.leases import Leases
+from worker.metrics import JOBS
+
+#: Groups in flight per batcher: one runs while the next gathers.
+STATEMENTS_IN_FLIGHT = 2
 
 
 class Outage:
@@ -27,11 +38,66 @@ class Outage:
         return was
 
 
-@dataclass(frozen=True)
 class WorkerContext:
-    settings: Settings
-    pool: asyncpg.Pool
-    database: Outage = field(default_factory=Outage)
+    """The pool, and the batchers that turn the concurrent jobs' claims and completions into one
+    statement per group (shared/batching.py): at a few thousand jobs a second, per-job statements
+    cost the worker more CPU than everything else it does."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.database = Outage()
+        self.leases = Leases(pool, settings.processing_lease_s)
+        connect = functools.partial(tenant_connection, pool)
+        lease_s = settings.processing_lease_s
+        group = settings.worker_concurrency
+        self.claims: TenantBatcher[IndexJobPayload, transitions.Claimed] = TenantBatcher(
+            lambda conn, payloads: transitions.claim_many(conn, payloads[0].tenant_id, payloads, lease_s),
+            connect,
+            max_batch=group,
+            max_in_flight=STATEMENTS_IN_FLIGHT,
+            key=lambda p: p.document_id,
+            on_abandoned=self._hand_back_abandoned,
+        )
+        self.completions: TenantBatcher[transitions.Done, bool | None] = TenantBatcher(
+            lambda conn, done: transitions.complete_many(conn, done),
+            connect,
+            max_batch=group,
+            max_in_flight=STATEMENTS_IN_FLIGHT,
+            key=lambda done: done[2].document_id,
+        )
+        self._hand_backs: set[asyncio.Task[None]] = set()
+
+    def _hand_back_abandoned(self, payload: IndexJobPayload, claimed: transitions.Claimed) -> None:
+        """A delivery cancelled (the worker stopping) while its claim ran: if the job was claimed,
+        hand it back now rather than leave it to the reconciler once its lease ends."""
+        if claimed is None:
+            return
+        task = asyncio.create_task(self._hand_back(payload, claimed[0]))
+        self._hand_backs.add(task)
+        task.add_done_callback(self._hand_backs.discard)
+
+    async def _hand_back(self, payload: IndexJobPayload, attempt: int) -> None:
+        log = logger.bind(tenant_id=str(payload.tenant_id), job_id=str(payload.job_id))
+        try:
+            async with tenant_connection(self.pool, payload.tenant_id) as conn:
+                result = await transitions.requeue(conn, payload.job_id, attempt, None, give_back=True)
+        except Exception as exc:
+            JOBS.labels("lease_lost").inc()  # its lease runs out, and the reconciler takes it back
+            log.warning("job_lease_lost", attempt=attempt, error=repr(exc))
+            return
+        outcomes = {transitions.Requeue.REQUEUED: "handed_back", transitions.Requeue.SUPERSEDED: "superseded"}
+        outcome = outcomes.get(result, "lease_lost")
+        JOBS.labels(outcome).inc()
+        log.info(f"job_{outcome}", attempt=attempt, before_work=True)
+
+    async def close(self) -> None:
+        """Waits for the statements in flight and the hand-backs, and stops renewing leases."""
+        await self.claims.drain()
+        await self.completions.drain()
+        while self._hand_backs:
+            await asyncio.wait(set(self._hand_backs))
+        await self.leases.close()
 
 
 #: Key of the WorkerContext in arq's ``ctx`` dict.

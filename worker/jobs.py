@@ -8,13 +8,9 @@ another. The end of every attempt is logged and counted in exactly one place, ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import msgspec
 from arq import Retry
 from loguru import logger
@@ -53,32 +49,6 @@ def _record(log: Any, outcome: str, started: float, attempt: int, **fields: Any)
     log.log(level, f"job_{outcome}", attempt=attempt, duration_ms=round(elapsed * 1000, 1), **fields)
 
 
-@contextlib.asynccontextmanager
-async def _leased(app: WorkerContext, payload: IndexJobPayload, attempt: int) -> AsyncIterator[None]:
-    """Renews the job's lease while the work runs, so a long job is not taken back as dead."""
-    lease_s = app.settings.processing_lease_s
-
-    async def renew_forever() -> None:
-        while True:
-            await asyncio.sleep(lease_s / 3)
-            try:
-                async with tenant_connection(app.pool, payload.tenant_id) as conn:
-                    if not await transitions.renew(conn, payload.job_id, attempt, lease_s):
-                        return  # taken back: our final write will be refused, nothing to renew
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                # The database is away; keep trying while the lease lasts.
-
-    renewer = asyncio.create_task(renew_forever())
-    try:
-        yield
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await renewer
-
-
 async def index_document(ctx: dict[str, Any], raw: Any) -> None:
     app: WorkerContext = ctx[CTX_KEY]
     try:
@@ -89,14 +59,7 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
         return
     log = logger.bind(tenant_id=str(payload.tenant_id), job_id=str(payload.job_id))
     try:
-        async with tenant_connection(app.pool, payload.tenant_id) as conn:
-            claimed = await transitions.claim(conn, payload, app.settings.processing_lease_s)
-            if app.database.end():
-                logger.info("database_reconnected")
-            if claimed is None:
-                log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
-                return
-            await _attempt(app, conn, payload, log, *claimed)
+        claimed = await app.claims.submit(payload.tenant_id, payload)
     except Exception as exc:
         if not is_unavailable(exc):
             raise
@@ -110,70 +73,73 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
             logger.warning("database_unavailable", error=_describe(exc))
         log.debug("claim_deferred_database_unavailable", retry_in_s=defer)
         raise Retry(defer=defer) from exc
+    if app.database.end():
+        logger.info("database_reconnected")
+    if claimed is None:
+        log.debug("delivery_ignored", reason="not queued: duplicate, late, or document deleted")
+        return
+    attempt, source = claimed
+    with app.leases.held(payload.tenant_id, payload.job_id, attempt):
+        await _attempt(app, payload, log, attempt, source)
 
 
 async def _attempt(
-    app: WorkerContext,
-    conn: asyncpg.Connection,
-    payload: IndexJobPayload,
-    log: Any,
-    attempt: int,
-    source: pipeline.Source,
+    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, source: pipeline.Source
 ) -> None:
     settings = app.settings
     started = time.perf_counter()
     job_id = payload.job_id
     try:
-        async with _leased(app, payload, attempt):
-            try:
-                async with asyncio.timeout(settings.job_timeout_s) as budget:
-                    entry = await pipeline.prepare(source, settings.search_config)
-                    completed = await transitions.complete(conn, job_id, attempt, entry)
-            except TimeoutError as exc:
-                # Ours, not a database timeout: the attempt failed (and is retried), rather than
-                # being handed back as an outage, which would retry a too-slow job forever.
-                if budget.expired():
-                    raise JobTimedOut(f"the attempt took longer than {settings.job_timeout_s:g} s") from exc
-                raise
+        try:
+            async with asyncio.timeout(settings.job_timeout_s) as budget:
+                entry = await pipeline.prepare(source, settings.search_config)
+        except TimeoutError as exc:
+            # Ours, not a database timeout: the attempt failed (and is retried), rather than being
+            # handed back as an outage, which would retry a too-slow job forever.
+            if budget.expired():
+                raise JobTimedOut(f"the attempt took longer than {settings.job_timeout_s:g} s") from exc
+            raise
+        completed = await app.completions.submit(payload.tenant_id, (job_id, attempt, entry))
+        if completed is transitions.BUSY:
+            # Another transaction holds the document (a re-post, a delete): wait for it alone,
+            # not holding up the group.
+            async with tenant_connection(app.pool, payload.tenant_id) as conn:
+                completed = await transitions.complete(conn, job_id, attempt, entry)
         if completed:
             _record(log, INDEXED, started, attempt, version=source.version)
         else:
             _record(log, LOST, started, attempt)
     except asyncio.CancelledError:
         # The worker is stopping: hand the job back undone, without spending an attempt.
-        await asyncio.shield(_hand_back(conn, log, job_id, attempt, started))
+        await asyncio.shield(_hand_back(app, payload, log, attempt, started))
         raise
     except pipeline.PermanentError as exc:
-        await _fail(conn, log, job_id, attempt, started, _describe(exc))
+        await _fail(app, payload, log, attempt, started, _describe(exc))
     except Exception as exc:
         if is_unavailable(exc):
             await _hand_back_after_outage(app, payload, log, attempt, started, exc)
             return
-        await _retry_or_fail(app, conn, log, job_id, attempt, started, exc)
+        await _retry_or_fail(app, payload, log, attempt, started, exc)
 
 
 async def _fail(
-    conn: asyncpg.Connection, log: Any, job_id: uuid.UUID, attempt: int, started: float, error: str
+    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float, error: str
 ) -> None:
-    ended = await transitions.fail(conn, job_id, attempt, error)
+    async with tenant_connection(app.pool, payload.tenant_id) as conn:
+        ended = await transitions.fail(conn, payload.job_id, attempt, error)
     _record(log, FAILED if ended else LOST, started, attempt, error=error)
 
 
 async def _retry_or_fail(
-    app: WorkerContext,
-    conn: asyncpg.Connection,
-    log: Any,
-    job_id: uuid.UUID,
-    attempt: int,
-    started: float,
-    exc: Exception,
+    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float, exc: Exception
 ) -> None:
     error = _describe(exc)
     settings = app.settings
     if attempt >= settings.job_max_attempts:
-        await _fail(conn, log, job_id, attempt, started, error)
+        await _fail(app, payload, log, attempt, started, error)
         return
-    result = await transitions.requeue(conn, job_id, attempt, error, give_back=False)
+    async with tenant_connection(app.pool, payload.tenant_id) as conn:
+        result = await transitions.requeue(conn, payload.job_id, attempt, error, give_back=False)
     if result is not transitions.Requeue.REQUEUED:
         _record(
             log,
@@ -219,10 +185,11 @@ async def _hand_back_after_outage(
 
 
 async def _hand_back(
-    conn: asyncpg.Connection, log: Any, job_id: uuid.UUID, attempt: int, started: float
+    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float
 ) -> None:
     try:
-        result = await transitions.requeue(conn, job_id, attempt, None, give_back=True)
+        async with tenant_connection(app.pool, payload.tenant_id) as conn:
+            result = await transitions.requeue(conn, payload.job_id, attempt, None, give_back=True)
     except Exception as exc:
         # The lease will run out and the reconciler takes the job back.
         _record(log, LOST, started, attempt, error=_describe(exc))

@@ -117,6 +117,7 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait([depth, stopping, reconciler])
         with contextlib.suppress(Exception):
             await reconciler_redis.aclose()
+        await app.close()
         await owner_pool.close()
         await pool.close()
         logger.info("worker_stopped")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -77,21 +78,25 @@ def index(source: Source, extracted: Extracted, config: str) -> IndexEntry:
     )
 
 
-async def upsert(conn: asyncpg.Connection, entry: IndexEntry) -> None:
-    """Replaces the document's passages, inside the completing transaction; ``complete_job`` has
-    already checked that this version is newer than the one indexed and holds the document's row
-    lock, so concurrent jobs of one document replace its passages one after the other."""
-    await conn.execute(Q.delete_passages, entry.document_id)
-    count = len(entry.passages)
-    await conn.execute(
-        Q.insert_passages,
-        entry.config,
-        [entry.document_id] * count,
-        [entry.version] * count,
-        list(range(count)),
-        [entry.title] * count,
-        entry.passages,
-    )
+async def upsert(conn: asyncpg.Connection, entries: Sequence[IndexEntry]) -> None:
+    """Replaces the documents' passages (one entry per document), inside the completing
+    transaction; ``complete_jobs`` has already checked that each version is newer than the one
+    indexed and holds the documents' row locks, so concurrent jobs of one document replace its
+    passages one after the other."""
+    if not entries:
+        return
+    await conn.execute(Q.delete_passages, [e.document_id for e in entries])
+    for config in {e.config for e in entries}:  # one in practice: SEARCHHUB_SEARCH_CONFIG
+        group = [e for e in entries if e.config == config]
+        await conn.execute(
+            Q.insert_passages,
+            config,
+            [e.document_id for e in group for _ in e.passages],
+            [e.version for e in group for _ in e.passages],
+            [n for e in group for n in range(len(e.passages))],
+            [e.title for e in group for _ in e.passages],
+            [p for e in group for p in e.passages],
+        )
 
 
 def run(source: Source, config: str) -> IndexEntry:

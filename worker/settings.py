@@ -6,11 +6,11 @@ from typing import Any
 
 from arq import func
 from arq.connections import ArqRedis
-from arq.worker import Worker
 
 from shared.constants import INDEX_JOB_FUNCTION, QUEUE_NAME
 from shared.queue import deserialize, serialize
 from shared.settings import Settings
+from worker.arq_worker import GroupStartWorker
 from worker.context import CTX_KEY, WorkerContext
 from worker.jobs import index_document
 
@@ -51,5 +51,5 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_worker(settings: Settings, app: WorkerContext, redis: ArqRedis) -> Worker:
-    return Worker(redis_pool=redis, ctx={CTX_KEY: app}, **worker_options(settings))
+def build_worker(settings: Settings, app: WorkerContext, redis: ArqRedis) -> GroupStartWorker:
+    return GroupStartWorker(redis_pool=redis, ctx={CTX_KEY: app}, **worker_options(settings))

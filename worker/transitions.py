@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -29,47 +30,86 @@ class Requeue(enum.Enum):
 SUPERSEDED_NOTE = "not retried: a newer job is queued for this document and indexes its latest version"
 
 
-async def claim(
-    conn: asyncpg.Connection, payload: IndexJobPayload, lease_s: float
-) -> tuple[int, pipeline.Source] | None:
-    """queued → processing. Returns this attempt's number and the version to index, or None."""
+#: What a claim gives one delivery: its attempt number and the version to index, or None.
+Claimed = tuple[int, pipeline.Source] | None
+
+
+async def claim_many(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, payloads: Sequence[IndexJobPayload], lease_s: float
+) -> list[Claimed]:
+    """queued → processing for deliveries of one tenant (no job twice), one result per payload."""
     async with conn.transaction():
-        attempts = await conn.fetchval(
-            Q.claim_job, payload.job_id, payload.tenant_id, payload.document_id, lease_s
+        claimed = await conn.fetch(
+            Q.claim_jobs, [p.job_id for p in payloads], [p.document_id for p in payloads], tenant_id, lease_s
         )
-        if attempts is None:
-            return None
-        # The row lock taken just now keeps the job (and, by its foreign key, the document) in place.
-        row = await conn.fetchrow(Q.claim_read_document, payload.job_id, payload.document_id)
-        assert row is not None
-    source = pipeline.Source(
-        document_id=payload.document_id,
-        version=row["version"],
-        title=row["title"],
-        content=row["content"],
-        content_type=row["content_type"],
-    )
-    return attempts, source
+        if not claimed:
+            return [None] * len(payloads)
+        # The row locks taken just now keep the jobs (and, by their foreign keys, the documents).
+        rows = await conn.fetch(Q.claim_read_documents, [r["job_id"] for r in claimed])
+    attempts = {r["job_id"]: r["attempts"] for r in claimed}
+    sources = {
+        r["job_id"]: pipeline.Source(
+            document_id=r["document_id"],
+            version=r["version"],
+            title=r["title"],
+            content=r["content"],
+            content_type=r["content_type"],
+        )
+        for r in rows
+    }
+    return [(attempts[p.job_id], sources[p.job_id]) if p.job_id in sources else None for p in payloads]
+
+
+async def claim(conn: asyncpg.Connection, payload: IndexJobPayload, lease_s: float) -> Claimed:
+    return (await claim_many(conn, payload.tenant_id, [payload], lease_s))[0]
+
+
+async def renew_many(
+    conn: asyncpg.Connection, attempts: Sequence[tuple[uuid.UUID, int]], lease_s: float
+) -> set[uuid.UUID]:
+    """Extends the leases of running attempts of one tenant; returns the jobs still ours."""
+    rows = await conn.fetch(Q.renew_leases, [j for j, _ in attempts], [a for _, a in attempts], lease_s)
+    return {r["job_id"] for r in rows}
 
 
 async def renew(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:
-    return await conn.fetchval(Q.renew_lease, job_id, attempt, lease_s) is not None
+    return job_id in await renew_many(conn, [(job_id, attempt)], lease_s)
+
+
+#: A finished attempt to complete: job, attempt, what to index.
+Done = tuple[uuid.UUID, int, pipeline.IndexEntry]
+
+#: complete_many's answer for a job whose document another transaction holds: complete it alone.
+BUSY = None
+
+
+async def complete_many(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
+    """processing → indexed for attempts of one tenant (no document twice), with the index written
+    in the same transaction. False for a job no longer its attempt's, for which nothing was written;
+    BUSY for one whose document was locked by another transaction (skipped, not waited for)."""
+    async with conn.transaction():
+        return await _complete(conn, done)
 
 
 async def complete(
     conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, entry: pipeline.IndexEntry
 ) -> bool:
-    """processing → indexed, with the index written in the same transaction. False: the job is no
-    longer ours, and nothing was written."""
+    """One attempt, waiting for its document's lock if another transaction holds it."""
     async with conn.transaction():
-        row = await conn.fetchrow(Q.complete_job, job_id, attempt)
-        if row is None or not row["completed"]:
-            return False  # the statement changed nothing, so there is nothing to undo
-        if row["advanced"]:
-            await pipeline.upsert(conn, entry)
-        # else a newer version is indexed already (or the document is gone): this job is done,
-        # and its older text must not replace the newer one.
-        return True
+        await conn.execute(Q.lock_document, entry.document_id)
+        (completed,) = await _complete(conn, [(job_id, attempt, entry)])
+    return bool(completed)
+
+
+async def _complete(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
+    rows = await conn.fetch(
+        Q.complete_jobs, [j for j, _, _ in done], [a for _, a, _ in done], [e.document_id for _, _, e in done]
+    )
+    by_job = {r["job_id"]: r for r in rows}
+    # A job that moved but did not advance its document: a newer version is indexed already
+    # (or the document is gone), so its older text must not replace the newer one.
+    await pipeline.upsert(conn, [entry for job_id, _, entry in done if by_job[job_id]["advanced"]])
+    return [BUSY if by_job[j]["busy"] else by_job[j]["completed"] for j, _, _ in done]
 
 
 async def fail(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, error: str) -> bool:

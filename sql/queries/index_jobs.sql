@@ -32,55 +32,68 @@ ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
         updated_at       = now()
 RETURNING j.id AS job_id, j.document_id;
 
--- name: claim_job
--- queued -> processing for one delivery, first statement of the claim's transaction. No row: a
--- duplicate or late delivery, or a deleted document. attempts is also this attempt's fencing token:
--- later writes require it unchanged. The version to index is read by the next statement
--- (claim_read_document), not here: a re-post that joined this job commits before this UPDATE can
--- lock the row, but a join with documents here would still see the document as of this
--- statement's snapshot, older than that re-post, and the re-posted version would never be indexed.
--- $1 job id, $2 tenant, $3 document id, $4 lease seconds.
+-- name: claim_jobs
+-- queued -> processing for a group of deliveries of one tenant, first statement of the claim's
+-- transaction. Rows only for the jobs claimed: a duplicate or late delivery, or a deleted document,
+-- claims nothing. attempts is also each attempt's fencing token: later writes require it unchanged.
+-- The version to index is read by the next statement (claim_read_documents), not here: a re-post
+-- that joined a job commits before this UPDATE can lock the row, but a join with documents here
+-- would still see the document as of this statement's snapshot, older than that re-post, and the
+-- re-posted version would never be indexed.
+-- $1 job ids, $2 their document ids (same order, no job twice), $3 tenant, $4 lease seconds.
 UPDATE index_jobs j
 SET status           = 'processing',
     attempts         = j.attempts + 1,
     started_at       = now(),
     updated_at       = now(),
     lease_expires_at = now() + make_interval(secs => $4)
-WHERE j.id = $1 AND j.tenant_id = $2 AND j.document_id = $3 AND j.status = 'queued'
-RETURNING j.attempts;
+FROM unnest($1::uuid[], $2::uuid[]) AS d (job_id, document_id)
+WHERE j.id = d.job_id AND j.document_id = d.document_id AND j.tenant_id = $3 AND j.status = 'queued'
+RETURNING j.id AS job_id, j.attempts;
 
--- name: claim_read_document
--- Second statement of a claim, in its transaction and so with a newer snapshot: the document's
--- latest version, which the job records as the version it indexes. Any re-post after this job left
--- queued makes a job of its own. $1 job id, $2 document id.
-WITH d AS (
-    SELECT id, version, title, content, content_type FROM documents WHERE id = $2
-)
+-- name: claim_read_documents
+-- Second statement of a claim, in its transaction and so with a newer snapshot: each claimed
+-- document's latest version, which its job records as the version it indexes. Any re-post after a
+-- job left queued makes a job of its own. $1 the job ids claim_jobs returned.
 UPDATE index_jobs j
 SET document_version = d.version
-FROM d
-WHERE j.id = $1 AND j.document_id = d.id AND j.status = 'processing'
-RETURNING d.version, d.title, d.content, d.content_type;
+FROM documents d
+WHERE j.id = ANY ($1::uuid[]) AND d.id = j.document_id AND j.status = 'processing'
+RETURNING j.id AS job_id, j.document_id, d.version, d.title, d.content, d.content_type;
 
--- name: renew_lease
--- $1 job id, $2 attempt, $3 lease seconds. No row: the job was taken back; stop writing.
-UPDATE index_jobs
+-- name: renew_leases
+-- Extends the leases of a worker's running attempts of one tenant. $1 job ids, $2 their attempts
+-- (same order), $3 lease seconds. Jobs missing from the result were taken back: stop writing.
+UPDATE index_jobs j
 SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-WHERE id = $1 AND status = 'processing' AND attempts = $2
-RETURNING id;
+FROM unnest($1::uuid[], $2::integer[]) AS r (job_id, attempt)
+WHERE j.id = r.job_id AND j.status = 'processing' AND j.attempts = r.attempt
+RETURNING j.id AS job_id;
 
--- name: complete_job
--- processing -> indexed for this attempt only, and advance the document's indexed version, never
--- backwards (an older job finishing late leaves a newer index alone). The UPDATE of documents
--- locks the document's row until the transaction ends: a concurrent job of the same document, or
--- its DELETE, waits for it, and then sees the version this one wrote.
--- $1 job id, $2 attempt. Returns whether the job moved, and whether this version is now the
--- indexed one (only then does the caller replace the search passages).
-WITH job AS (
-    UPDATE index_jobs
+-- name: complete_jobs
+-- processing -> indexed for a group of attempts (no document twice), each only if still its
+-- attempt, and advance each document's indexed version, never backwards (an older job finishing
+-- late leaves a newer index alone). The documents' row locks, taken first, are held until the
+-- transaction ends: a concurrent job of the same document, or its DELETE, waits, and then sees the
+-- version written here. A document locked by another transaction is skipped, not waited for, so
+-- one long lock does not hold up the whole group: its job is "busy" and completed alone
+-- (lock_document, then this statement).
+-- $1 job ids, $2 their attempts, $3 their document ids (same order). A row per job: whether it
+-- moved, whether its version is now the indexed one (only then does the caller replace the search
+-- passages), and whether its document was busy.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[]) AS i (job_id, attempt, document_id)
+), free AS (
+    SELECT d.id FROM documents d
+    WHERE d.id IN (SELECT document_id FROM input)
+    FOR NO KEY UPDATE SKIP LOCKED
+), job AS (
+    UPDATE index_jobs j
     SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-    WHERE id = $1 AND status = 'processing' AND attempts = $2
-    RETURNING document_id, document_version
+    FROM input JOIN free ON free.id = input.document_id
+    WHERE j.id = input.job_id AND j.document_id = input.document_id
+      AND j.status = 'processing' AND j.attempts = input.attempt
+    RETURNING j.id, j.document_id, j.document_version
 ), doc AS (
     UPDATE documents d
     SET indexed_version = job.document_version, indexed_at = now()
@@ -88,7 +101,17 @@ WITH job AS (
     WHERE d.id = job.document_id AND (d.indexed_version IS NULL OR d.indexed_version < job.document_version)
     RETURNING d.id
 )
-SELECT EXISTS (SELECT 1 FROM job) AS completed, EXISTS (SELECT 1 FROM doc) AS advanced;
+SELECT input.job_id, job.id IS NOT NULL AS completed, doc.id IS NOT NULL AS advanced,
+       free.id IS NULL AND EXISTS (SELECT 1 FROM documents d WHERE d.id = input.document_id) AS busy
+FROM input
+LEFT JOIN free ON free.id = input.document_id
+LEFT JOIN job ON job.id = input.job_id
+LEFT JOIN doc ON doc.id = input.document_id;
+
+-- name: lock_document
+-- Waits for, and takes, a document's row lock until the transaction ends: a job whose document was
+-- busy in its group's complete_jobs completes alone after it. $1 document id.
+SELECT 1 FROM documents WHERE id = $1 FOR NO KEY UPDATE;
 
 -- name: requeue_job
 -- processing -> queued: this attempt failed and another is due (or the worker is stopping and hands

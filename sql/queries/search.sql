@@ -1,7 +1,7 @@
 -- name: delete_passages
--- Removes a document's passages (and their text) before its newer version's are written (same
--- transaction).
-DELETE FROM search_passages WHERE document_id = $1;
+-- Removes documents' passages (and their text) before their newer versions' are written (same
+-- transaction). $1 document ids.
+DELETE FROM search_passages WHERE document_id = ANY ($1::uuid[]);
 
 -- name: insert_passages
 -- Writes passages and their text, any number of documents at once (the worker writes one
