@@ -9,7 +9,10 @@ Here one Lua script makes the same check-and-mark for every id of a poll at once
 WATCH/MULTI did: a job is started only if no worker has marked it in progress and it is due), and
 while ids of the poll remain, each slot freed is filled again at once instead of at the next poll.
 Jobs therefore start, and finish, in groups, and every group shares its statements.
-Everything else (running a job, retries, results, health checks) is arq's own code.
+
+Finishing is grouped the same way: the jobs that end while one script runs are removed from the
+queue (or rescheduled, for a retry) by the next single script, instead of a MULTI/EXEC of six
+commands each. Everything else (running a job, retries, timeouts, health checks) is arq's code.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 
@@ -40,11 +43,36 @@ return started
 """
 
 
+#: What arq's finish_job does for each job, for many at once. KEYS: the queue, the abort set, then
+#: each job's in-progress, retry and job keys; ARGV: each job's id and its score increment: ''
+#: when it finished (its keys go and it leaves the queue), else a retry's delay in ms (0: none).
+FINISH_JOBS = """
+for n = 1, #ARGV / 2 do
+    local id, incr = ARGV[2 * n - 1], ARGV[2 * n]
+    local k = 3 * n
+    if incr == '' then
+        redis.call('del', KEYS[k], KEYS[k + 1], KEYS[k + 2])
+        redis.call('zrem', KEYS[2], id)
+        redis.call('zrem', KEYS[1], id)
+    else
+        if incr ~= '0' then
+            redis.call('zincrby', KEYS[1], incr, id)
+        end
+        redis.call('del', KEYS[k])
+    end
+end
+return 0
+"""
+
+
 class GroupStartWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slot_freed = asyncio.Event()
         self._start_due_jobs: Any = None
+        self._finish_jobs: Any = None
+        self._finishing: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._finisher: asyncio.Task[None] | None = None
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -74,3 +102,44 @@ class GroupStartWorker(Worker):
                 task = self.loop.create_task(self.run_job(job_id, int(float(score))))
                 task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
                 self.tasks[job_id] = task
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        if result_data or keep_in_progress is not None:  # kept results, cron jobs: not ours
+            args = (result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress)
+            await super().finish_job(job_id, finish, *args)
+            return
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._finishing.append((job_id, "" if finish else str(incr_score or 0), done))
+        if self._finisher is None or self._finisher.done():
+            self._finisher = self.loop.create_task(self._finish_pending())
+        await done
+
+    async def _finish_pending(self) -> None:
+        if self._finish_jobs is None:
+            self._finish_jobs = self.pool.register_script(FINISH_JOBS)
+        while self._finishing:
+            group, self._finishing = self._finishing, []
+            keys: list[str] = [self.queue_name, abort_jobs_ss]
+            args: list[str] = []
+            for job_id, incr, _ in group:
+                keys += [in_progress_key_prefix + job_id, retry_key_prefix + job_id, job_key_prefix + job_id]
+                args += [job_id, incr]
+            try:
+                await self._finish_jobs(keys=keys, args=args)
+            except Exception as exc:
+                for *_, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for *_, done in group:
+                    if not done.done():
+                        done.set_result(None)
