@@ -17,7 +17,7 @@ from worker.leases import Leases
 from worker.metrics import JOBS
 
 #: Groups in flight per batcher: one runs while the next gathers.
-STATEMENTS_IN_FLIGHT = 1
+STATEMENTS_IN_FLIGHT = 2
 
 
 class Outage:

@@ -78,14 +78,16 @@ def index(source: Source, extracted: Extracted, config: str) -> IndexEntry:
     )
 
 
-async def upsert(conn: asyncpg.Connection, entries: Sequence[IndexEntry]) -> None:
-    """Replaces the documents' passages (one entry per document), inside the completing
-    transaction; ``complete_jobs`` has already checked that each version is newer than the one
-    indexed and holds the documents' row locks, so concurrent jobs of one document replace its
-    passages one after the other."""
-    if not entries:
-        return
-    await conn.execute(Q.delete_passages, [e.document_id for e in entries])
+async def upsert(
+    conn: asyncpg.Connection, entries: Sequence[IndexEntry], *, replacing: Sequence[uuid.UUID]
+) -> None:
+    """Writes the documents' passages (one entry per document), first deleting those of the
+    documents in ``replacing`` (an older version was indexed; a first indexing has nothing to
+    delete), inside the completing transaction. ``complete_jobs`` has already checked that each
+    version is newer than the one indexed and holds the documents' row locks, so concurrent jobs of
+    one document replace its passages one after the other."""
+    if replacing:
+        await conn.execute(Q.delete_passages, list(replacing))
     for config in {e.config for e in entries}:  # one in practice: SEARCHHUB_SEARCH_CONFIG
         group = [e for e in entries if e.config == config]
         await conn.execute(

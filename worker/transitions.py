@@ -108,7 +108,12 @@ async def _complete(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool
     by_job = {r["job_id"]: r for r in rows}
     # A job that moved but did not advance its document: a newer version is indexed already
     # (or the document is gone), so its older text must not replace the newer one.
-    await pipeline.upsert(conn, [entry for job_id, _, entry in done if by_job[job_id]["advanced"]])
+    advanced = [
+        (entry, by_job[job_id]["was_indexed"]) for job_id, _, entry in done if by_job[job_id]["advanced"]
+    ]
+    await pipeline.upsert(
+        conn, [e for e, _ in advanced], replacing=[e.document_id for e, was in advanced if was]
+    )
     return [BUSY if by_job[j]["busy"] else by_job[j]["completed"] for j, _, _ in done]
 
 

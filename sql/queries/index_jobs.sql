@@ -40,6 +40,8 @@ RETURNING j.id AS job_id, j.document_id;
 -- that joined a job commits before this UPDATE can lock the row, but a join with documents here
 -- would still see the document as of this statement's snapshot, older than that re-post, and the
 -- re-posted version would never be indexed.
+-- The jobs are found by id = ANY, never by joining the input first: that join let the planner
+-- read the tenant's whole backlog per claim whenever statistics were stale.
 -- $1 job ids, $2 their document ids (same order, no job twice), $3 tenant, $4 lease seconds.
 UPDATE index_jobs j
 SET status           = 'processing',
@@ -47,8 +49,8 @@ SET status           = 'processing',
     started_at       = now(),
     updated_at       = now(),
     lease_expires_at = now() + make_interval(secs => $4)
-FROM unnest($1::uuid[], $2::uuid[]) AS d (job_id, document_id)
-WHERE j.id = d.job_id AND j.document_id = d.document_id AND j.tenant_id = $3 AND j.status = 'queued'
+WHERE j.id = ANY ($1::uuid[]) AND j.tenant_id = $3 AND j.status = 'queued'
+  AND (j.id, j.document_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
 RETURNING j.id AS job_id, j.attempts;
 
 -- name: claim_read_documents
@@ -66,8 +68,8 @@ RETURNING j.id AS job_id, j.document_id, d.version, d.title, d.content, d.conten
 -- (same order), $3 lease seconds. Jobs missing from the result were taken back: stop writing.
 UPDATE index_jobs j
 SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-FROM unnest($1::uuid[], $2::integer[]) AS r (job_id, attempt)
-WHERE j.id = r.job_id AND j.status = 'processing' AND j.attempts = r.attempt
+WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
+  AND (j.id, j.attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
 RETURNING j.id AS job_id;
 
 -- name: complete_jobs
@@ -79,20 +81,23 @@ RETURNING j.id AS job_id;
 -- one long lock does not hold up the whole group: its job is "busy" and completed alone
 -- (lock_document, then this statement).
 -- $1 job ids, $2 their attempts, $3 their document ids (same order). A row per job: whether it
--- moved, whether its version is now the indexed one (only then does the caller replace the search
--- passages), and whether its document was busy.
+-- moved, whether its version is now the indexed one (only then does the caller write the search
+-- passages), whether an older version was indexed (only then are there passages to delete first),
+-- and whether its document was busy.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[]) AS i (job_id, attempt, document_id)
 ), free AS (
-    SELECT d.id FROM documents d
+    SELECT d.id, d.indexed_version FROM documents d
     WHERE d.id IN (SELECT document_id FROM input)
     FOR NO KEY UPDATE SKIP LOCKED
 ), job AS (
     UPDATE index_jobs j
     SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
-    FROM input JOIN free ON free.id = input.document_id
-    WHERE j.id = input.job_id AND j.document_id = input.document_id
-      AND j.status = 'processing' AND j.attempts = input.attempt
+    WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
+      AND (j.id, j.attempts, j.document_id) IN (
+          SELECT input.job_id, input.attempt, input.document_id
+          FROM input JOIN free ON free.id = input.document_id
+      )
     RETURNING j.id, j.document_id, j.document_version
 ), doc AS (
     UPDATE documents d
@@ -102,6 +107,7 @@ WITH input AS (
     RETURNING d.id
 )
 SELECT input.job_id, job.id IS NOT NULL AS completed, doc.id IS NOT NULL AS advanced,
+       free.indexed_version IS NOT NULL AS was_indexed,
        free.id IS NULL AND EXISTS (SELECT 1 FROM documents d WHERE d.id = input.document_id) AS busy
 FROM input
 LEFT JOIN free ON free.id = input.document_id
