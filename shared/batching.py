@@ -68,10 +68,12 @@ class TenantBatcher(Generic[T, R]):
         key: Callable[[T], Hashable | None] = lambda _: None,
         on_done: Callable[[T, R], None] | None = None,
         on_abandoned: Callable[[T, R], None] | None = None,
+        on_idle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``on_done`` sees every result, answered or not (its caller may have gone);
         ``on_abandoned`` sees the results whose callers were cancelled while their group ran, so
-        that what the statement did for them can be undone."""
+        that what the statement did for them can be undone; ``on_idle`` runs when the last group
+        in flight is done and nothing waits (to give held connections back, say)."""
         self._run = run
         self._connect = connect
         self.max_batch = max_batch
@@ -79,6 +81,7 @@ class TenantBatcher(Generic[T, R]):
         self._key = key
         self._on_done = on_done
         self._on_abandoned = on_abandoned
+        self._on_idle = on_idle
         self._queue: collections.deque[_Item[T, R]] = collections.deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -136,6 +139,8 @@ class TenantBatcher(Generic[T, R]):
                 await asyncio.wait([running])  # ends also when cancelled: then nobody waits for it
         finally:
             self._in_flight -= 1
+            if self._on_idle is not None and self._in_flight == 0 and not self._queue:
+                await self._on_idle()
 
     async def _run_group(self, group: list[_Item[T, R]]) -> None:
         tenant_id = group[0].tenant_id

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import asyncpg
 from loguru import logger
 
-from shared.batching import TenantBatcher
+from shared.batching import HeldConnections, TenantBatcher
 from shared.db import tenant_connection
 from shared.schemas import IndexJobPayload
 from shared.settings import Settings
@@ -48,23 +47,28 @@ class WorkerContext:
         self.pool = pool
         self.database = Outage()
         self.leases = Leases(pool, settings.processing_lease_s)
-        connect = functools.partial(tenant_connection, pool)
         lease_s = settings.processing_lease_s
         group = settings.worker_concurrency
+        # While groups follow each other, each batcher keeps its connections bound to their tenant
+        # (no rebinding, no pool reset per group); once it is idle it gives them back.
+        self._claiming, self._completing = HeldConnections(pool), HeldConnections(pool)
         self.claims: TenantBatcher[IndexJobPayload, transitions.Claimed] = TenantBatcher(
             lambda conn, payloads: transitions.claim_many(conn, payloads[0].tenant_id, payloads, lease_s),
-            connect,
+            self._claiming.bound,
             max_batch=group,
             max_in_flight=STATEMENTS_IN_FLIGHT,
             key=lambda p: p.document_id,
             on_abandoned=self._hand_back_abandoned,
+            on_idle=self._claiming.close,
         )
         self.completions: TenantBatcher[transitions.Done, bool | None] = TenantBatcher(
+            # Late-bound, so that tests can hold a completion (tests/test_search.py).
             lambda conn, done: transitions.complete_many(conn, done),
-            connect,
+            self._completing.bound,
             max_batch=group,
             max_in_flight=STATEMENTS_IN_FLIGHT,
             key=lambda done: done[2].document_id,
+            on_idle=self._completing.close,
         )
         self._hand_backs: set[asyncio.Task[None]] = set()
 
@@ -98,6 +102,8 @@ class WorkerContext:
         while self._hand_backs:
             await asyncio.wait(set(self._hand_backs))
         await self.leases.close()
+        await self._claiming.close()
+        await self._completing.close()
 
 
 #: Key of the WorkerContext in arq's ``ctx`` dict.

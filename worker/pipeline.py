@@ -90,15 +90,21 @@ async def upsert(
         await conn.execute(Q.delete_passages, list(replacing))
     for config in {e.config for e in entries}:  # one in practice: SEARCHHUB_SEARCH_CONFIG
         group = [e for e in entries if e.config == config]
-        await conn.execute(
-            Q.insert_passages,
-            config,
-            [e.document_id for e in group for _ in e.passages],
-            [e.version for e in group for _ in e.passages],
-            [n for e in group for n in range(len(e.passages))],
-            [e.title for e in group for _ in e.passages],
-            [p for e in group for p in e.passages],
-        )
+        await conn.execute(Q.insert_passages, config, *passage_arrays(group))
+
+
+def passage_arrays(
+    entries: Sequence[IndexEntry],
+) -> tuple[list[uuid.UUID], list[int], list[int], list[str | None], list[str]]:
+    """The entries' passages as the parallel arrays the statements take: document ids, versions,
+    passage numbers, titles, bodies."""
+    return (
+        [e.document_id for e in entries for _ in e.passages],
+        [e.version for e in entries for _ in e.passages],
+        [n for e in entries for n in range(len(e.passages))],
+        [e.title for e in entries for _ in e.passages],
+        [p for e in entries for p in e.passages],
+    )
 
 
 def run(source: Source, config: str) -> IndexEntry:

@@ -38,14 +38,15 @@ async def claim_many(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, payloads: Sequence[IndexJobPayload], lease_s: float
 ) -> list[Claimed]:
     """queued → processing for deliveries of one tenant (no job twice), one result per payload."""
-    async with conn.transaction():
-        claimed = await conn.fetch(
-            Q.claim_jobs, [p.job_id for p in payloads], [p.document_id for p in payloads], tenant_id, lease_s
-        )
-        if not claimed:
-            return [None] * len(payloads)
-        # The row locks taken just now keep the jobs (and, by their foreign keys, the documents).
-        rows = await conn.fetch(Q.claim_read_documents, [r["job_id"] for r in claimed])
+    claimed = await conn.fetch(
+        Q.claim_jobs, [p.job_id for p in payloads], [p.document_id for p in payloads], tenant_id, lease_s
+    )
+    if not claimed:
+        return [None] * len(payloads)
+    # Committed already (no transaction: two round trips fewer). A job whose document is deleted
+    # before the next statement goes with it (cascade) and is not read: nothing to index; one
+    # re-posted in between is read at its newer version, which its own new job indexes again.
+    rows = await conn.fetch(Q.claim_read_documents, [r["job_id"] for r in claimed])
     attempts = {r["job_id"]: r["attempts"] for r in claimed}
     sources = {
         r["job_id"]: pipeline.Source(
@@ -85,10 +86,27 @@ BUSY = None
 
 async def complete_many(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
     """processing → indexed for attempts of one tenant (no document twice), with the index written
-    in the same transaction. False for a job no longer its attempt's, for which nothing was written;
-    BUSY for one whose document was locked by another transaction (skipped, not waited for)."""
-    async with conn.transaction():
-        return await _complete(conn, done)
+    atomically with each move. False for a job no longer its attempt's, for which nothing was
+    written; BUSY for one whose document was locked by another transaction (skipped, not waited
+    for). A document's first indexing takes one statement; the others a transaction."""
+    results: dict[uuid.UUID, bool | None] = {}
+    rest = list(done)
+    configs = {entry.config for _, _, entry in done}
+    if len(configs) == 1:
+        rows = await conn.fetch(
+            Q.complete_first_indexings,
+            [j for j, _, _ in done],
+            [a for _, a, _ in done],
+            [e.document_id for _, _, e in done],
+            configs.pop(),
+            *pipeline.passage_arrays([e for _, _, e in done]),
+        )
+        results = {r["job_id"]: r["completed"] for r in rows if r["taken"]}
+        rest = [d for d in done if d[0] not in results]
+    if rest:
+        async with conn.transaction():
+            results.update(zip([j for j, _, _ in rest], await _complete(conn, rest), strict=True))
+    return [results[job_id] for job_id, _, _ in done]
 
 
 async def complete(

@@ -33,8 +33,8 @@ ON CONFLICT (document_id) WHERE status = 'queued' DO UPDATE
 RETURNING j.id AS job_id, j.document_id;
 
 -- name: claim_jobs
--- queued -> processing for a group of deliveries of one tenant, first statement of the claim's
--- transaction. Rows only for the jobs claimed: a duplicate or late delivery, or a deleted document,
+-- queued -> processing for a group of deliveries of one tenant, the first of a claim's two
+-- statements (each its own transaction). Rows only for the jobs claimed: a duplicate or late delivery, or a deleted document,
 -- claims nothing. attempts is also each attempt's fencing token: later writes require it unchanged.
 -- The version to index is read by the next statement (claim_read_documents), not here: a re-post
 -- that joined a job commits before this UPDATE can lock the row, but a join with documents here
@@ -54,7 +54,7 @@ WHERE j.id = ANY ($1::uuid[]) AND j.tenant_id = $3 AND j.status = 'queued'
 RETURNING j.id AS job_id, j.attempts;
 
 -- name: claim_read_documents
--- Second statement of a claim, in its transaction and so with a newer snapshot: each claimed
+-- Second statement of a claim, and so with a newer snapshot: each claimed
 -- document's latest version, which its job records as the version it indexes. Any re-post after a
 -- job left queued makes a job of its own. $1 the job ids claim_jobs returned.
 UPDATE index_jobs j
@@ -71,6 +71,57 @@ SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
 WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
   AND (j.id, j.attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
 RETURNING j.id AS job_id;
+
+-- name: complete_first_indexings
+-- The common case of complete_jobs in one statement, with no transaction around it: jobs whose
+-- document has never been indexed move processing -> indexed (each only if still its attempt),
+-- advance their document, and write its passages and their text; there is nothing to delete
+-- first. Documents locked by another transaction are skipped, not waited for. Jobs this statement
+-- did not take (a document indexed before, locked, or gone) go through complete_jobs.
+-- $1 job ids, $2 their attempts, $3 their document ids (same order, no document twice),
+-- $4 text-search configuration, then the passages as arrays of equal length: $5 document ids,
+-- $6 versions, $7 passage numbers, $8 titles, $9 bodies. A row per job: whether it was taken, and
+-- whether it moved.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[]) AS i (job_id, attempt, document_id)
+), free AS (
+    SELECT d.id, d.tenant_id FROM documents d
+    WHERE d.id IN (SELECT document_id FROM input) AND d.indexed_version IS NULL
+    FOR NO KEY UPDATE SKIP LOCKED
+), job AS (
+    UPDATE index_jobs j
+    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+    WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
+      AND (j.id, j.attempts, j.document_id) IN (
+          SELECT input.job_id, input.attempt, input.document_id
+          FROM input JOIN free ON free.id = input.document_id
+      )
+    RETURNING j.id, j.document_id, j.document_version
+), doc AS (
+    UPDATE documents d
+    SET indexed_version = job.document_version, indexed_at = now()
+    FROM job
+    WHERE d.id = job.document_id
+    RETURNING d.id, d.tenant_id, d.indexed_version
+), passage AS (
+    SELECT doc.tenant_id, p.document_id, p.version, p.passage_no, p.title, p.body
+    FROM unnest($5::uuid[], $6::integer[], $7::integer[], $8::text[], $9::text[])
+             AS p (document_id, version, passage_no, title, body)
+    JOIN doc ON doc.id = p.document_id AND doc.indexed_version = p.version
+), passages AS (
+    INSERT INTO search_passages (tenant_id, document_id, passage_no, version, tsv)
+    SELECT tenant_id, document_id, passage_no, version,
+           setweight(to_tsvector($4::regconfig, coalesce(title, '')), 'A')
+           || setweight(to_tsvector($4::regconfig, body), 'D')
+    FROM passage
+), texts AS (
+    INSERT INTO search_passage_texts (document_id, passage_no, title, body)
+    SELECT document_id, passage_no, title, body FROM passage
+)
+SELECT input.job_id, free.id IS NOT NULL AS taken, job.id IS NOT NULL AS completed
+FROM input
+LEFT JOIN free ON free.id = input.document_id
+LEFT JOIN job ON job.id = input.job_id;
 
 -- name: complete_jobs
 -- processing -> indexed for a group of attempts (no document twice), each only if still its
