@@ -67,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_statements_max: Positive = 1
 
     # Worker process.
-    worker_concurrency: Positive = 16
+    worker_concurrency: Positive = 256
     worker_poll_delay_s: PositiveFloat = 0.05
     worker_metrics_port: Port = 9100
     worker_shutdown_grace_s: NonNegativeFloat = 10.0

@@ -72,7 +72,7 @@ async def serve(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
 
-    pool = await create_pool(settings, max_size=settings.worker_concurrency + 2)
+    pool = await create_pool(settings)
     app = WorkerContext(settings=settings, pool=pool)
     holder: list[Worker] = []
     depth = asyncio.create_task(_watch_queue_depth(holder))
