@@ -2,7 +2,8 @@
 
 arq delivers at least once and counts every start as a try, so the job's real state lives in
 PostgreSQL: each delivery claims the job with a filtered UPDATE, does the work, and ends it with
-another. The end of every attempt is logged and counted in exactly one place, ``_record``.
+another; deliveries that arrive together share those statements (worker/context.py). The end of
+every attempt is logged and counted in exactly one place, ``_record``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
 
 
 class JobTimedOut(Exception):
-    """An attempt ran past SEARCHHUB_JOB_TIMEOUT_S."""
+    """An attempt's work ran past SEARCHHUB_JOB_TIMEOUT_S."""
 
 
 def backoff_s(base_s: float, attempt: int) -> float:
