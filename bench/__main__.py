@@ -32,6 +32,8 @@ TARGETS = [
     ("batch docs/s", ("batch", "docs_per_s"), 10_000, True),
     ("pipeline 1 worker docs/s", ("pipeline", "workers_1", "docs_per_s"), 1800, True),
     ("pipeline 2 workers docs/s", ("pipeline", "workers_2", "docs_per_s"), 2400, True),
+    ("pipeline 1 worker, transitions only", ("pipeline", "transitions_1", "docs_per_s"), 1800, True),
+    ("pipeline 2 workers, transitions only", ("pipeline", "transitions_2", "docs_per_s"), 2400, True),
     ("202 → indexed p50 ms", ("latency", "p50_ms"), 100, False),
 ]
 
@@ -122,6 +124,13 @@ def table(results: dict[str, Any]) -> str:
                 )
             if c:
                 add(f"{f'   ceiling C: bare arq no-op jobs, {w} proc':<44} {_fmt(c['jobs_per_s']):>14}")
+            moves = p.get(f"transitions_{w}")
+            if moves:
+                ratio = f"/ C = {moves['docs_per_s'] / c['jobs_per_s']:.2f}" if c and c["jobs_per_s"] else ""
+                add(
+                    f"{f'   transitions only, {w} worker(s)':<44} {_fmt(moves['docs_per_s']):>14} "
+                    f"{'':>8} {'':>8}  indexed {moves['indexed']}, failed {moves['failed']} {ratio}"
+                )
     if "latency" in results:
         lt = results["latency"]
         add(
@@ -141,7 +150,7 @@ def table(results: dict[str, Any]) -> str:
     add("targets:")
     for v in results["targets"]:
         verdict = "met" if v["met"] else f"MISSED by {v['missed_by']:.0%}"
-        add(f"  {v['target']:<30} {_fmt(v['value'], 1):>10}  goal {_fmt(v['goal'])}: {verdict}")
+        add(f"  {v['target']:<38} {_fmt(v['value'], 1):>10}  goal {_fmt(v['goal'])}: {verdict}")
     return "\n".join(lines)
 
 
@@ -199,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: pipeline with {w} worker(s), then ceiling C …", flush=True)
                 results["pipeline"][f"workers_{w}"] = pipeline.pipeline(s, workers=w, n=n)
                 results["pipeline"][f"ceiling_c_{w}"] = pipeline.ceiling_c(s, processes=w, n=n)
+                print(f"bench: pipeline with {w} worker(s), transitions only …", flush=True)
+                results["pipeline"][f"transitions_{w}"] = pipeline.pipeline(
+                    s, workers=w, n=n, transitions_only=True
+                )
         if "latency" in wanted:
             print("bench: 202 → indexed at 200 docs/s …", flush=True)
             results["latency"] = pipeline.latency(s, seconds=seconds)

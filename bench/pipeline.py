@@ -67,7 +67,9 @@ async def _span(database_url: str) -> tuple[float, int, int]:
         await conn.close()
 
 
-def pipeline(s: Stack, *, workers: int, n: int = 20_000) -> dict[str, Any]:
+def pipeline(s: Stack, *, workers: int, n: int = 20_000, transitions_only: bool = False) -> dict[str, Any]:
+    """``transitions_only``: workers that do every state move but no extraction or indexing
+    (bench/transitions_worker.py)."""
     asyncio.run(harness.reset(s))
     port = free_port()
     api = s.start_api(port, name=f"api-pipeline-{workers}")
@@ -77,7 +79,11 @@ def pipeline(s: Stack, *, workers: int, n: int = 20_000) -> dict[str, Any]:
     api.stop()
     asyncio.run(_analyze(s.database_url))
     started = time.monotonic()
-    procs = [s.start_worker(name=f"worker-{workers}-{i}") for i in range(workers)]
+    argv = [sys.executable, "-m", "bench.transitions_worker"] if transitions_only else None
+    procs = [
+        s.spawn(f"worker-moves-{workers}-{i}", argv) if argv else s.start_worker(name=f"worker-{workers}-{i}")
+        for i in range(workers)
+    ]
     asyncio.run(_wait_indexed(s.database_url, n, procs, timeout_s=max(120.0, n / 100)))
     wall = time.monotonic() - started
     span, indexed, failed = asyncio.run(_span(s.database_url))
