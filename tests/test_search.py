@@ -17,7 +17,7 @@ from searchhub.tenants import create_tenant
 from shared.settings import Settings, SettingsError, load_settings
 from tests.conftest import Tenant
 from tests.support import eventually
-from worker import transitions
+from worker import pipeline, transitions
 
 
 async def index(tenant: Tenant, timeout_s: float = 20.0, **doc: Any) -> dict:
@@ -306,28 +306,31 @@ async def test_five_megabyte_document_indexes_and_its_last_paragraph_is_found(
 
 
 class Gate:
-    """Holds the completing statement of the job whose index entry contains ``marker`` until
-    released, so a test can order a job's end against other events."""
+    """Holds the job whose content contains ``marker`` after its claim, before its work (and so
+    before it completes), until released, so a test can order a job's end against other events;
+    records what the job's completing statement answered."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
-        self.job_id: uuid.UUID | None = None
         self.result: bool | None = None
-        original = transitions.complete_many
+        prepare, complete_many = pipeline.prepare, transitions.complete_many
 
-        async def gated(conn: asyncpg.Connection, done: list[Any]) -> list[bool]:
-            held = [job_id for job_id, _, entry in done if any(marker in p for p in entry.passages)]
-            if not held:
-                return await original(conn, done)
-            self.job_id = held[0]
-            self.reached.set()
-            await self.release.wait()
-            results = await original(conn, done)
-            self.result = results[[job_id for job_id, _, _ in done].index(held[0])]
+        async def held(source: pipeline.Source, config: str) -> pipeline.IndexEntry:
+            if marker in source.content:
+                self.reached.set()
+                await self.release.wait()
+            return await prepare(source, config)
+
+        async def recorded(conn: asyncpg.Connection, done: list[Any]) -> list[bool | None]:
+            results = await complete_many(conn, done)
+            for (_, _, entry), result in zip(done, results, strict=True):
+                if any(marker in p for p in entry.passages):
+                    self.result = result
             return results
 
-        monkeypatch.setattr(transitions, "complete_many", gated)
+        monkeypatch.setattr(pipeline, "prepare", held)
+        monkeypatch.setattr(transitions, "complete_many", recorded)
 
 
 async def test_version_race_older_job_finishing_last_loses(
@@ -335,7 +338,7 @@ async def test_version_race_older_job_finishing_last_loses(
 ) -> None:
     gate = Gate(monkeypatch, "aardvark")
     first = (await tenant.post("/v1/documents", {"content": "old aardvark", "external_id": "race"})).json()
-    await asyncio.wait_for(gate.reached.wait(), 20)  # v1 extracted, held before it completes
+    await asyncio.wait_for(gate.reached.wait(), 20)  # v1 claimed, held before its work
     document_id = uuid.UUID(first["document_id"])
 
     second = (await tenant.post("/v1/documents", {"content": "new bison", "external_id": "race"})).json()
