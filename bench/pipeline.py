@@ -45,7 +45,7 @@ async def _analyze(database_url: str) -> None:
     """Statistics for the loaded backlog, as autovacuum keeps them in a running system. Without
     this the workers plan against the statistics of the truncated, empty tables of harness.reset,
     which a running system never has, and their claims read the whole backlog (see
-    sql/migrations/0005_queued_index.sql)."""
+    sql/migrations/0005_grouped_claims.sql)."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("ANALYZE documents, index_jobs")

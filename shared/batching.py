@@ -95,8 +95,9 @@ class TenantBatcher(Generic[T, R]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         try:
-            # Shielded: a caller's cancellation must not cancel the statement of its whole group.
-            return await asyncio.shield(item.future)
+            # A cancelled caller cancels only its own future, never the statement of its group,
+            # which runs in a task of its own and skips futures already done.
+            return await item.future
         except asyncio.CancelledError:
             with contextlib.suppress(ValueError):
                 self._queue.remove(item)  # not taken yet: withdrawn, nothing done for it

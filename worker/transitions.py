@@ -100,6 +100,7 @@ async def complete_many(conn: asyncpg.Connection, done: Sequence[Done]) -> list[
             [e.document_id for _, _, e in done],
             configs.pop(),
             *pipeline.passage_arrays([e for _, _, e in done]),
+            [e.version for _, _, e in done],
         )
         results = {r["job_id"]: r["completed"] for r in rows if r["taken"]}
         rest = [d for d in done if d[0] not in results]
@@ -121,7 +122,11 @@ async def complete(
 
 async def _complete(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
     rows = await conn.fetch(
-        Q.complete_jobs, [j for j, _, _ in done], [a for _, a, _ in done], [e.document_id for _, _, e in done]
+        Q.complete_jobs,
+        [j for j, _, _ in done],
+        [a for _, a, _ in done],
+        [e.document_id for _, _, e in done],
+        [e.version for _, _, e in done],
     )
     by_job = {r["job_id"]: r for r in rows}
     # A job that moved but did not advance its document: a newer version is indexed already

@@ -54,14 +54,14 @@ WHERE j.id = ANY ($1::uuid[]) AND j.tenant_id = $3 AND j.status = 'queued'
 RETURNING j.id AS job_id, j.attempts;
 
 -- name: claim_read_documents
--- Second statement of a claim, and so with a newer snapshot: each claimed
--- document's latest version, which its job records as the version it indexes. Any re-post after a
--- job left queued makes a job of its own. $1 the job ids claim_jobs returned.
-UPDATE index_jobs j
-SET document_version = d.version
-FROM documents d
-WHERE j.id = ANY ($1::uuid[]) AND d.id = j.document_id AND j.status = 'processing'
-RETURNING j.id AS job_id, j.document_id, d.version, d.title, d.content, d.content_type;
+-- Second statement of a claim, and so with a newer snapshot: each claimed document's latest
+-- version, the one its job indexes and records as its document_version when it completes (until
+-- then document_version is the version of the last post that joined the job). Any re-post after
+-- a job left queued makes a job of its own. $1 the job ids claim_jobs returned.
+SELECT j.id AS job_id, j.document_id, d.version, d.title, d.content, d.content_type
+FROM index_jobs j
+JOIN documents d ON d.id = j.document_id
+WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing';
 
 -- name: renew_leases
 -- Extends the leases of a worker's running attempts of one tenant. $1 job ids, $2 their attempts
@@ -78,19 +78,21 @@ RETURNING j.id AS job_id;
 -- advance their document, and write its passages and their text; there is nothing to delete
 -- first. Documents locked by another transaction are skipped, not waited for. Jobs this statement
 -- did not take (a document indexed before, locked, or gone) go through complete_jobs.
--- $1 job ids, $2 their attempts, $3 their document ids (same order, no document twice),
--- $4 text-search configuration, then the passages as arrays of equal length: $5 document ids,
--- $6 versions, $7 passage numbers, $8 titles, $9 bodies. A row per job: whether it was taken, and
--- whether it moved.
+-- $1 job ids, $2 their attempts, $3 their document ids, $10 the versions they indexed (same
+-- order, no document twice), $4 text-search configuration, then the passages as arrays of equal
+-- length: $5 document ids, $6 versions, $7 passage numbers, $8 titles, $9 bodies. A row per job:
+-- whether it was taken, and whether it moved.
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[]) AS i (job_id, attempt, document_id)
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[], $10::integer[])
+                  AS i (job_id, attempt, document_id, version)
 ), free AS (
     SELECT d.id, d.tenant_id FROM documents d
     WHERE d.id IN (SELECT document_id FROM input) AND d.indexed_version IS NULL
     FOR NO KEY UPDATE SKIP LOCKED
 ), job AS (
     UPDATE index_jobs j
-    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+        document_version = (SELECT input.version FROM input WHERE input.job_id = j.id)
     WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
       AND (j.id, j.attempts, j.document_id) IN (
           SELECT input.job_id, input.attempt, input.document_id
@@ -131,19 +133,21 @@ LEFT JOIN job ON job.id = input.job_id;
 -- version written here. A document locked by another transaction is skipped, not waited for, so
 -- one long lock does not hold up the whole group: its job is "busy" and completed alone
 -- (lock_document, then this statement).
--- $1 job ids, $2 their attempts, $3 their document ids (same order). A row per job: whether it
--- moved, whether its version is now the indexed one (only then does the caller write the search
+-- $1 job ids, $2 their attempts, $3 their document ids, $4 the versions they indexed (same
+-- order). A row per job: whether it moved, whether its version is now the indexed one (only then does the caller write the search
 -- passages), whether an older version was indexed (only then are there passages to delete first),
 -- and whether its document was busy.
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[]) AS i (job_id, attempt, document_id)
+    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[], $4::integer[])
+                  AS i (job_id, attempt, document_id, version)
 ), free AS (
     SELECT d.id, d.indexed_version FROM documents d
     WHERE d.id IN (SELECT document_id FROM input)
     FOR NO KEY UPDATE SKIP LOCKED
 ), job AS (
     UPDATE index_jobs j
-    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL
+    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+        document_version = (SELECT input.version FROM input WHERE input.job_id = j.id)
     WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
       AND (j.id, j.attempts, j.document_id) IN (
           SELECT input.job_id, input.attempt, input.document_id

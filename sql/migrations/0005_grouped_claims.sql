@@ -6,3 +6,7 @@
 -- index-only. On a large table, create the new index CONCURRENTLY by hand before migrating.
 DROP INDEX index_jobs_queued_by_tenant;
 CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id, id) WHERE status = 'queued';
+
+-- A worker reads the version it indexes in the claim's second statement and writes it when the job
+-- completes, not at the claim: one row version fewer per job.
+COMMENT ON COLUMN index_jobs.document_version IS 'While queued, processing or failed: the latest version posted that joined this job (re-posts join the queued job). Once indexed: the version this job read and indexed.';
