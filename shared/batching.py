@@ -69,11 +69,15 @@ class TenantBatcher(Generic[T, R]):
         on_done: Callable[[T, R], None] | None = None,
         on_abandoned: Callable[[T, R], None] | None = None,
         on_idle: Callable[[], Awaitable[None]] | None = None,
+        cancel_abandoned: bool = False,
     ) -> None:
         """``on_done`` sees every result, answered or not (its caller may have gone);
         ``on_abandoned`` sees the results whose callers were cancelled while their group ran, so
         that what the statement did for them can be undone; ``on_idle`` runs when the last group
-        in flight is done and nothing waits (to give held connections back, say)."""
+        in flight is done and nothing waits (to give held connections back, say).
+        ``cancel_abandoned`` runs each group's statement in a task of its own, cancelled once every
+        caller in the group is (a stopping process must not wait behind its statements' locks);
+        without it a group runs in the flusher itself, a task and a wait fewer per group."""
         self._run = run
         self._connect = connect
         self.max_batch = max_batch
@@ -82,6 +86,7 @@ class TenantBatcher(Generic[T, R]):
         self._on_done = on_done
         self._on_abandoned = on_abandoned
         self._on_idle = on_idle
+        self._cancel_abandoned = cancel_abandoned
         self._queue: collections.deque[_Item[T, R]] = collections.deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -134,6 +139,9 @@ class TenantBatcher(Generic[T, R]):
         try:
             while self._queue:
                 group = self._take_group()
+                if not self._cancel_abandoned:
+                    await self._run_group(group)
+                    continue
                 running = asyncio.create_task(self._run_group(group))
                 for item in group:
                     item.group, item.running = group, running

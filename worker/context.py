@@ -63,6 +63,7 @@ class WorkerContext:
             key=lambda p: p.document_id,
             on_abandoned=self._hand_back_abandoned,
             on_idle=self._claiming.close,
+            cancel_abandoned=True,
         )
         self.completions: TenantBatcher[transitions.Done, bool | None] = TenantBatcher(
             # Late-bound, so that tests can hold a completion (tests/test_search.py).
@@ -72,6 +73,7 @@ class WorkerContext:
             max_in_flight=STATEMENTS_IN_FLIGHT,
             key=lambda done: done[2].document_id,
             on_idle=self._completing.close,
+            cancel_abandoned=True,
         )
         self._hand_backs: set[asyncio.Task[None]] = set()
 
