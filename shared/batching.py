@@ -28,7 +28,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
-from shared.db import is_unavailable
+from shared.db import discard_if_broken, is_unavailable
 from shared.queries import Q
 
 T = TypeVar("T")
@@ -154,12 +154,15 @@ class TenantBatcher(Generic[T, R]):
     async def _run_group(self, group: list[_Item[T, R]]) -> None:
         tenant_id = group[0].tenant_id
         for attempt in (1, 2):
+            conn: asyncpg.Connection | None = None
             try:
                 async with self._connect(tenant_id) as conn:
                     results = await self._run(conn, [i.value for i in group])
                 break
             except Exception as exc:
-                if attempt == 1 and _connection_lost(exc):
+                # A server shutting down can also break a connection mid-statement with a client
+                # state error; a closed connection says what it was.
+                if attempt == 1 and (_connection_lost(exc) or (conn is not None and conn.is_closed())):
                     continue  # once more, on a fresh connection
                 if is_unavailable(exc) or len(group) == 1:
                     self._fail(group, exc)
@@ -220,7 +223,8 @@ class HeldConnections:
             if bound != tenant_id:
                 await conn.execute(Q.set_tenant, str(tenant_id))
             yield conn
-        except BaseException:
+        except BaseException as exc:
+            discard_if_broken(conn, exc)
             await self.pool.release(conn)
             raise
         self._held.append((conn, tenant_id))

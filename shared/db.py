@@ -29,6 +29,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The client's protocol state broke with its connection ("another operation is in progress"),
+    # seen when the server shuts down while a statement's types are being looked up.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -75,12 +78,23 @@ async def create_pool(
     return pool
 
 
+def discard_if_broken(conn: asyncpg.Connection, exc: BaseException) -> None:
+    """Closes a connection whose client state an error broke, so that its pool opens a new one
+    instead of handing it out again (where its next statement fails the same way)."""
+    if isinstance(exc, asyncpg.exceptions.InternalClientError) and not conn.is_closed():
+        conn.terminate()
+
+
 @contextlib.asynccontextmanager
 async def tenant_connection(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
     """A connection bound to one tenant: RLS shows it that tenant's rows only."""
     async with pool.acquire() as conn:
-        await conn.execute(Q.set_tenant, str(tenant_id))
-        yield conn
+        try:
+            await conn.execute(Q.set_tenant, str(tenant_id))
+            yield conn
+        except BaseException as exc:
+            discard_if_broken(conn, exc)
+            raise
 
 
 async def connect(settings: Settings) -> asyncpg.Connection:

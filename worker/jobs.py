@@ -114,13 +114,20 @@ async def _attempt(
         # The worker is stopping: hand the job back undone, without spending an attempt.
         await asyncio.shield(_hand_back(app, payload, log, attempt, started))
         raise
-    except pipeline.PermanentError as exc:
-        await _fail(app, payload, log, attempt, started, _describe(exc))
     except Exception as exc:
         if is_unavailable(exc):
             await _hand_back_after_outage(app, payload, log, attempt, started, exc)
             return
-        await _retry_or_fail(app, payload, log, attempt, started, exc)
+        try:
+            if isinstance(exc, pipeline.PermanentError):
+                await _fail(app, payload, log, attempt, started, _describe(exc))
+            else:
+                await _retry_or_fail(app, payload, log, attempt, started, exc)
+        except Exception as again:
+            # The database went away while the attempt was being ended: end it as an outage.
+            if not is_unavailable(again):
+                raise
+            await _hand_back_after_outage(app, payload, log, attempt, started, again)
 
 
 async def _fail(
