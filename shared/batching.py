@@ -140,9 +140,9 @@ class TenantBatcher(Generic[T, R]):
             while self._queue:
                 group = self._take_group()
                 if not self._cancel_abandoned:
-                    await self._run_group(group)
+                    await self._run_group_safely(group)
                     continue
-                running = asyncio.create_task(self._run_group(group))
+                running = asyncio.create_task(self._run_group_safely(group))
                 for item in group:
                     item.group, item.running = group, running
                 await asyncio.wait([running])  # ends also when cancelled: then nobody waits for it
@@ -151,18 +151,23 @@ class TenantBatcher(Generic[T, R]):
             if self._on_idle is not None and self._in_flight == 0 and not self._queue:
                 await self._on_idle()
 
+    async def _run_group_safely(self, group: list[_Item[T, R]]) -> None:
+        """A bug past the statements (in a callback, say) fails the group's callers instead of
+        ending the flusher and leaving every later caller waiting for good."""
+        try:
+            await self._run_group(group)
+        except Exception as exc:
+            self._fail(group, exc)
+
     async def _run_group(self, group: list[_Item[T, R]]) -> None:
         tenant_id = group[0].tenant_id
         for attempt in (1, 2):
-            conn: asyncpg.Connection | None = None
             try:
                 async with self._connect(tenant_id) as conn:
                     results = await self._run(conn, [i.value for i in group])
                 break
             except Exception as exc:
-                # A server shutting down can also break a connection mid-statement with a client
-                # state error; a closed connection says what it was.
-                if attempt == 1 and (_connection_lost(exc) or (conn is not None and conn.is_closed())):
+                if attempt == 1 and _connection_lost(exc):
                     continue  # once more, on a fresh connection
                 if is_unavailable(exc) or len(group) == 1:
                     self._fail(group, exc)
