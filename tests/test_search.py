@@ -364,6 +364,27 @@ async def test_version_race_older_job_finishing_last_loses(
     assert indexed == 2
 
 
+async def test_a_shorter_new_version_replaces_every_passage_of_the_old_one(
+    tenant: Tenant, worker: None, pool: asyncpg.Pool
+) -> None:
+    paragraphs = [f"paragraph {i} about the {'pangolin' if i == 30 else 'weather'} " * 40 for i in range(40)]
+    old = await index(tenant, content="\n\n".join(paragraphs), external_id="shrinks")
+    document_id = uuid.UUID(old["document_id"])
+    before = await pool.fetchval("SELECT count(*) FROM search_passages WHERE document_id = $1", document_id)
+    assert before > 2  # long enough to be cut into several passages
+    assert ids(await search(tenant, "pangolin")) == [old["document_id"]]
+
+    new = await index(tenant, content="now only about the okapi", external_id="shrinks")
+
+    assert new["status"] == "indexed"
+    assert new["document_version"] == 2
+    assert await search(tenant, "pangolin") == []
+    assert ids(await search(tenant, "okapi")) == [old["document_id"]]
+    for table in ("search_passages", "search_passage_texts"):
+        rows = await pool.fetch(f"SELECT passage_no FROM {table} WHERE document_id = $1", document_id)
+        assert [r["passage_no"] for r in rows] == [0], table
+
+
 async def test_delete_removes_from_search_at_once(tenant: Tenant, worker: None, pool: asyncpg.Pool) -> None:
     job = await index(tenant, content="ephemeral wombat")
     assert len(await search(tenant, "wombat")) == 1

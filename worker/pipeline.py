@@ -1,8 +1,8 @@
 """The work of one job, as steps: extract → index → upsert.
 
 ``extract`` and ``index`` are pure (no I/O): they turn the document's version into what the search
-index stores. ``upsert`` writes it inside the transaction that marks the job indexed (see
-``transitions.complete``), so the index and the job's status never disagree.
+index stores. The statement that marks the job indexed writes it (``complete_jobs``, called by
+``transitions.complete_many``), so the index and the job's status never disagree.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
-from shared.queries import Q
 from worker import extraction
 
 #: Content larger than this is extracted in a thread, so that the event loop keeps renewing leases
@@ -76,21 +73,6 @@ def index(source: Source, extracted: Extracted, config: str) -> IndexEntry:
         passages=extraction.passages(extracted.text),
         config=config,
     )
-
-
-async def upsert(
-    conn: asyncpg.Connection, entries: Sequence[IndexEntry], *, replacing: Sequence[uuid.UUID]
-) -> None:
-    """Writes the documents' passages (one entry per document), first deleting those of the
-    documents in ``replacing`` (an older version was indexed; a first indexing has nothing to
-    delete), inside the completing transaction. ``complete_jobs`` has already checked that each
-    version is newer than the one indexed and holds the documents' row locks, so concurrent jobs of
-    one document replace its passages one after the other."""
-    if replacing:
-        await conn.execute(Q.delete_passages, list(replacing))
-    for config in {e.config for e in entries}:  # one in practice: SEARCHHUB_SEARCH_CONFIG
-        group = [e for e in entries if e.config == config]
-        await conn.execute(Q.insert_passages, config, *passage_arrays(group))
 
 
 def passage_arrays(

@@ -85,28 +85,23 @@ BUSY = None
 
 
 async def complete_many(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
-    """processing → indexed for attempts of one tenant (no document twice), with the index written
-    atomically with each move. False for a job no longer its attempt's, for which nothing was
-    written; BUSY for one whose document was locked by another transaction (skipped, not waited
-    for). A document's first indexing takes one statement; the others a transaction."""
+    """processing → indexed for attempts of one tenant (no document twice), each with its
+    document's index, in one statement (complete_jobs). False for a job no longer its attempt's,
+    for which nothing was written; BUSY for one whose document was locked by another transaction
+    (skipped, not waited for)."""
     results: dict[uuid.UUID, bool | None] = {}
-    rest = list(done)
-    configs = {entry.config for _, _, entry in done}
-    if len(configs) == 1:
+    for config in {entry.config for _, _, entry in done}:  # one in practice: SEARCHHUB_SEARCH_CONFIG
+        group = [d for d in done if d[2].config == config]
         rows = await conn.fetch(
-            Q.complete_first_indexings,
-            [j for j, _, _ in done],
-            [a for _, a, _ in done],
-            [e.document_id for _, _, e in done],
-            configs.pop(),
-            *pipeline.passage_arrays([e for _, _, e in done]),
-            [e.version for _, _, e in done],
+            Q.complete_jobs,
+            [j for j, _, _ in group],
+            [a for _, a, _ in group],
+            [e.document_id for _, _, e in group],
+            [e.version for _, _, e in group],
+            config,
+            *pipeline.passage_arrays([e for _, _, e in group]),
         )
-        results = {r["job_id"]: r["completed"] for r in rows if r["taken"]}
-        rest = [d for d in done if d[0] not in results]
-    if rest:
-        async with conn.transaction():
-            results.update(zip([j for j, _, _ in rest], await _complete(conn, rest), strict=True))
+        results.update({r["job_id"]: BUSY if r["busy"] else r["completed"] for r in rows})
     return [results[job_id] for job_id, _, _ in done]
 
 
@@ -116,28 +111,8 @@ async def complete(
     """One attempt, waiting for its document's lock if another transaction holds it."""
     async with conn.transaction():
         await conn.execute(Q.lock_document, entry.document_id)
-        (completed,) = await _complete(conn, [(job_id, attempt, entry)])
+        (completed,) = await complete_many(conn, [(job_id, attempt, entry)])
     return bool(completed)
-
-
-async def _complete(conn: asyncpg.Connection, done: Sequence[Done]) -> list[bool | None]:
-    rows = await conn.fetch(
-        Q.complete_jobs,
-        [j for j, _, _ in done],
-        [a for _, a, _ in done],
-        [e.document_id for _, _, e in done],
-        [e.version for _, _, e in done],
-    )
-    by_job = {r["job_id"]: r for r in rows}
-    # A job that moved but did not advance its document: a newer version is indexed already
-    # (or the document is gone), so its older text must not replace the newer one.
-    advanced = [
-        (entry, by_job[job_id]["was_indexed"]) for job_id, _, entry in done if by_job[job_id]["advanced"]
-    ]
-    await pipeline.upsert(
-        conn, [e for e, _ in advanced], replacing=[e.document_id for e, was in advanced if was]
-    )
-    return [BUSY if by_job[j]["busy"] else by_job[j]["completed"] for j, _, _ in done]
 
 
 async def fail(conn: asyncpg.Connection, job_id: uuid.UUID, attempt: int, error: str) -> bool:

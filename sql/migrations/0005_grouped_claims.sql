@@ -10,3 +10,10 @@ CREATE INDEX index_jobs_queued_by_tenant ON index_jobs (tenant_id, id) WHERE sta
 -- A worker reads the version it indexes in the claim's second statement and writes it when the job
 -- completes, not at the claim: one row version fewer per job.
 COMMENT ON COLUMN index_jobs.document_version IS 'While queued, processing or failed: the latest version posted that joined this job (re-posts join the queued job). Once indexed: the version this job read and indexed.';
+
+-- The tsvector of a passage, in one place for every statement that writes passages: the title
+-- weighs A, the body D. A SQL function this simple is inlined where it is called.
+CREATE FUNCTION searchhub_passage_tsv(config regconfig, title text, body text) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN setweight(to_tsvector(config, coalesce(title, '')), 'A') || setweight(to_tsvector(config, body), 'D');
+COMMENT ON FUNCTION searchhub_passage_tsv(regconfig, text, text) IS 'search_passages.tsv of a passage: title with weight A, body with weight D, in the given text-search configuration.';

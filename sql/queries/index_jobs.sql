@@ -72,76 +72,25 @@ WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
   AND (j.id, j.attempts) IN (SELECT * FROM unnest($1::uuid[], $2::integer[]))
 RETURNING j.id AS job_id;
 
--- name: complete_first_indexings
--- The common case of complete_jobs in one statement, with no transaction around it: jobs whose
--- document has never been indexed move processing -> indexed (each only if still its attempt),
--- advance their document, and write its passages and their text; there is nothing to delete
--- first. Documents locked by another transaction are skipped, not waited for. Jobs this statement
--- did not take (a document indexed before, locked, or gone) go through complete_jobs.
--- $1 job ids, $2 their attempts, $3 their document ids, $10 the versions they indexed (same
--- order, no document twice), $4 text-search configuration, then the passages as arrays of equal
--- length: $5 document ids, $6 versions, $7 passage numbers, $8 titles, $9 bodies. A row per job:
--- whether it was taken, and whether it moved.
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[], $10::integer[])
-                  AS i (job_id, attempt, document_id, version)
-), free AS (
-    SELECT d.id, d.tenant_id FROM documents d
-    WHERE d.id IN (SELECT document_id FROM input) AND d.indexed_version IS NULL
-    FOR NO KEY UPDATE SKIP LOCKED
-), job AS (
-    UPDATE index_jobs j
-    SET status = 'indexed', error = NULL, finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-        document_version = (SELECT input.version FROM input WHERE input.job_id = j.id)
-    WHERE j.id = ANY ($1::uuid[]) AND j.status = 'processing'
-      AND (j.id, j.attempts, j.document_id) IN (
-          SELECT input.job_id, input.attempt, input.document_id
-          FROM input JOIN free ON free.id = input.document_id
-      )
-    RETURNING j.id, j.document_id, j.document_version
-), doc AS (
-    UPDATE documents d
-    SET indexed_version = job.document_version, indexed_at = now()
-    FROM job
-    WHERE d.id = job.document_id
-    RETURNING d.id, d.tenant_id, d.indexed_version
-), passage AS (
-    SELECT doc.tenant_id, p.document_id, p.version, p.passage_no, p.title, p.body
-    FROM unnest($5::uuid[], $6::integer[], $7::integer[], $8::text[], $9::text[])
-             AS p (document_id, version, passage_no, title, body)
-    JOIN doc ON doc.id = p.document_id AND doc.indexed_version = p.version
-), passages AS (
-    INSERT INTO search_passages (tenant_id, document_id, passage_no, version, tsv)
-    SELECT tenant_id, document_id, passage_no, version,
-           setweight(to_tsvector($4::regconfig, coalesce(title, '')), 'A')
-           || setweight(to_tsvector($4::regconfig, body), 'D')
-    FROM passage
-), texts AS (
-    INSERT INTO search_passage_texts (document_id, passage_no, title, body)
-    SELECT document_id, passage_no, title, body FROM passage
-)
-SELECT input.job_id, free.id IS NOT NULL AS taken, job.id IS NOT NULL AS completed
-FROM input
-LEFT JOIN free ON free.id = input.document_id
-LEFT JOIN job ON job.id = input.job_id;
-
 -- name: complete_jobs
--- processing -> indexed for a group of attempts (no document twice), each only if still its
--- attempt, and advance each document's indexed version, never backwards (an older job finishing
--- late leaves a newer index alone). The documents' row locks, taken first, are held until the
--- transaction ends: a concurrent job of the same document, or its DELETE, waits, and then sees the
--- version written here. A document locked by another transaction is skipped, not waited for, so
--- one long lock does not hold up the whole group: its job is "busy" and completed alone
--- (lock_document, then this statement).
--- $1 job ids, $2 their attempts, $3 their document ids, $4 the versions they indexed (same
--- order). A row per job: whether it moved, whether its version is now the indexed one (only then does the caller write the search
--- passages), whether an older version was indexed (only then are there passages to delete first),
--- and whether its document was busy.
+-- processing -> indexed for a group of attempts of one tenant (no document twice), each only if
+-- still its attempt, in one statement: each job records the version it indexed, its document's
+-- indexed version advances, never backwards (an older job finishing late leaves a newer index
+-- alone), and only then are the document's passages written: overwritten in place, the ones past
+-- the new count deleted (those and the upserted ones are disjoint, so one statement can do both).
+-- The documents' row locks are taken first: a concurrent job of the same document, or its DELETE,
+-- waits, and then sees the version written here. A document locked by another transaction is
+-- skipped, not waited for, so one long lock does not hold up the whole group: its job is "busy"
+-- and completed alone (lock_document, then this statement).
+-- $1 job ids, $2 their attempts, $3 their document ids, $4 the versions they indexed (same order),
+-- $5 text-search configuration, then the passages as arrays of equal length: $6 document ids,
+-- $7 versions, $8 passage numbers, $9 titles, $10 bodies. A row per job: whether it moved, and
+-- whether its document was busy.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::integer[], $3::uuid[], $4::integer[])
                   AS i (job_id, attempt, document_id, version)
 ), free AS (
-    SELECT d.id, d.indexed_version FROM documents d
+    SELECT d.id FROM documents d
     WHERE d.id IN (SELECT document_id FROM input)
     FOR NO KEY UPDATE SKIP LOCKED
 ), job AS (
@@ -159,15 +108,33 @@ WITH input AS (
     SET indexed_version = job.document_version, indexed_at = now()
     FROM job
     WHERE d.id = job.document_id AND (d.indexed_version IS NULL OR d.indexed_version < job.document_version)
-    RETURNING d.id
+    RETURNING d.id, d.tenant_id, d.indexed_version
+), passage AS (
+    SELECT doc.tenant_id, p.document_id, p.version, p.passage_no, p.title, p.body
+    FROM unnest($6::uuid[], $7::integer[], $8::integer[], $9::text[], $10::text[])
+             AS p (document_id, version, passage_no, title, body)
+    JOIN doc ON doc.id = p.document_id AND doc.indexed_version = p.version
+), stale AS (
+    DELETE FROM search_passages s
+    USING doc
+    WHERE s.document_id = doc.id
+      AND s.passage_no >= (SELECT count(*) FROM passage WHERE passage.document_id = doc.id)
+), passages AS (
+    INSERT INTO search_passages AS s (tenant_id, document_id, passage_no, version, tsv)
+    SELECT tenant_id, document_id, passage_no, version, searchhub_passage_tsv($5::regconfig, title, body)
+    FROM passage
+    ON CONFLICT (document_id, passage_no) DO UPDATE
+        SET version = EXCLUDED.version, tsv = EXCLUDED.tsv, indexed_seq = DEFAULT
+), texts AS (
+    INSERT INTO search_passage_texts AS t (document_id, passage_no, title, body)
+    SELECT document_id, passage_no, title, body FROM passage
+    ON CONFLICT (document_id, passage_no) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body
 )
-SELECT input.job_id, job.id IS NOT NULL AS completed, doc.id IS NOT NULL AS advanced,
-       free.indexed_version IS NOT NULL AS was_indexed,
+SELECT input.job_id, job.id IS NOT NULL AS completed,
        free.id IS NULL AND EXISTS (SELECT 1 FROM documents d WHERE d.id = input.document_id) AS busy
 FROM input
 LEFT JOIN free ON free.id = input.document_id
-LEFT JOIN job ON job.id = input.job_id
-LEFT JOIN doc ON doc.id = input.document_id;
+LEFT JOIN job ON job.id = input.job_id;
 
 -- name: lock_document
 -- Waits for, and takes, a document's row lock until the transaction ends: a job whose document was

@@ -1,11 +1,6 @@
--- name: delete_passages
--- Removes documents' passages (and their text) before their newer versions' are written (same
--- transaction). $1 document ids.
-DELETE FROM search_passages WHERE document_id = ANY ($1::uuid[]);
-
 -- name: insert_passages
--- Writes passages and their text, any number of documents at once (the worker writes one
--- document's, the benchmark loads many). Title weighs A, body D; the tenant is the document's own.
+-- Writes new passages and their text, any number of documents at once: the search benchmark's
+-- loader (the worker writes them in complete_jobs, with the same tsvector). Title weighs A, body D; the tenant is the document's own.
 -- $1 text-search configuration, then arrays of equal length: $2 document ids, $3 versions,
 -- $4 passage numbers, $5 titles, $6 bodies.
 WITH input AS (
@@ -15,9 +10,7 @@ WITH input AS (
     JOIN documents d ON d.id = u.document_id
 ), passages AS (
     INSERT INTO search_passages (tenant_id, document_id, passage_no, version, tsv)
-    SELECT tenant_id, document_id, passage_no, version,
-           setweight(to_tsvector($1::regconfig, coalesce(title, '')), 'A')
-           || setweight(to_tsvector($1::regconfig, body), 'D')
+    SELECT tenant_id, document_id, passage_no, version, searchhub_passage_tsv($1::regconfig, title, body)
     FROM input
 )
 INSERT INTO search_passage_texts (document_id, passage_no, title, body)
