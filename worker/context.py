@@ -45,11 +45,17 @@ class WorkerContext:
     statement per group (shared/batching.py): at a few thousand jobs a second, per-job statements
     cost the worker more CPU than everything else it does."""
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, lease_pool: asyncpg.Pool | None = None
+    ) -> None:
+        """``lease_pool``: the connection lease renewal uses. Renewal is how the worker says it is
+        alive, so it must not wait behind the jobs for a connection: with every connection of
+        ``pool`` held by jobs waiting on document locks, leases ran out and live jobs were taken
+        back."""
         self.settings = settings
         self.pool = pool
         self.database = Outage()
-        self.leases = Leases(pool, settings.processing_lease_s)
+        self.leases = Leases(lease_pool or pool, settings.processing_lease_s)
         lease_s = settings.processing_lease_s
         group = settings.worker_concurrency
         # While groups follow each other, each batcher keeps its connections bound to their tenant

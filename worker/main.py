@@ -73,7 +73,8 @@ async def serve(settings: Settings) -> None:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
 
     pool = await create_pool(settings)
-    app = WorkerContext(settings=settings, pool=pool)
+    lease_pool = await create_pool(settings, max_size=1)
+    app = WorkerContext(settings=settings, pool=pool, lease_pool=lease_pool)
     holder: list[Worker] = []
     depth = asyncio.create_task(_watch_queue_depth(holder))
     reconciler_redis = create_redis(settings, timeout_s=5.0)
@@ -119,6 +120,7 @@ async def serve(settings: Settings) -> None:
             await reconciler_redis.aclose()
         await app.close()
         await owner_pool.close()
+        await lease_pool.close()
         await pool.close()
         logger.info("worker_stopped")
 
