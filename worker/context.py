@@ -21,6 +21,12 @@ from worker.metrics import JOBS
 #: (complete_jobs skips locked documents, which complete alone outside the group).
 STATEMENTS_IN_FLIGHT = 1
 
+#: A group holds at most this share of the worker's concurrent jobs. With groups as large as the
+#: concurrency, every job of a worker moved in lockstep: all claimed together, then all extracted,
+#: then all completed while no slot was free to claim the next ones. With halves, one half's
+#: completion runs while the other half is claimed and extracted.
+GROUPS_PER_WORKER = 2
+
 
 class Outage:
     """Whether PostgreSQL is away as far as this process saw last, so that an outage is reported
@@ -57,7 +63,7 @@ class WorkerContext:
         self.database = Outage()
         self.leases = Leases(lease_pool or pool, settings.processing_lease_s)
         lease_s = settings.processing_lease_s
-        group = settings.worker_concurrency
+        group = max(1, settings.worker_concurrency // GROUPS_PER_WORKER)
         # While groups follow each other, each batcher keeps its connections bound to their tenant
         # (no rebinding, no pool reset per group); once it is idle it gives them back.
         self._claiming, self._completing = HeldConnections(pool), HeldConnections(pool)
