@@ -118,8 +118,9 @@ def table(results: dict[str, Any]) -> str:
             run, c = p.get(f"workers_{w}"), p.get(f"ceiling_c_{w}")
             if run:
                 ratio = f"/ C = {run['docs_per_s'] / c['jobs_per_s']:.2f}" if c and c["jobs_per_s"] else ""
+                docs = f"{run['documents'] // 1000}k docs"
                 add(
-                    f"{f'3. pipeline {w} worker(s), 20k docs (docs/s)':<44} {_fmt(run['docs_per_s']):>14} "
+                    f"{f'3. pipeline {w} worker(s), {docs} (docs/s)':<44} {_fmt(run['docs_per_s']):>14} "
                     f"{'':>8} {'':>8}  indexed {run['indexed']}, failed {run['failed']} {ratio}"
                 )
             if c:
