@@ -79,9 +79,10 @@ RETURNING j.id AS job_id;
 -- alone), and only then are the document's passages written: overwritten in place, the ones past
 -- the new count deleted (those and the upserted ones are disjoint, so one statement can do both).
 -- Only a document indexed before has passages to delete (they are written only here), and a group
--- with none skips the delete outright: planned while search_passages was small, it scans the
--- tenant's passages, and that scan, run for every group of first indexings, had grown to 2 ms a
--- job by 20,000 documents.
+-- with none skips the delete outright: planned without statistics on search_passages (a new or
+-- freshly loaded table, until autovacuum analyzes it), the delete reads all the tenant's
+-- passages through search_passages_tenant_seq for every document, which had cost first
+-- indexings 2 ms a job by 20,000 documents. Re-indexings still pay it until the table is analyzed.
 -- The documents' row locks are taken first: a concurrent job of the same document, or its DELETE,
 -- waits, and then sees the version written here. A document locked by another transaction is
 -- skipped, not waited for, so one long lock does not hold up the whole group: its job is "busy"
