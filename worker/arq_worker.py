@@ -90,10 +90,11 @@ class GroupStartWorker(Worker):
             "on_job_start": self.on_job_start,
             "on_job_end": self.on_job_end,
             "after_job_end": self.after_job_end,
+            "retry_jobs=False": not self.retry_jobs,
         }
         if any(unsupported.values()):
             refused = [name for name, value in unsupported.items() if value]
-            raise ValueError(f"GroupStartWorker runs jobs without: {', '.join(refused)}")
+            raise ValueError(f"GroupStartWorker does not support {', '.join(refused)}")
         self._slot_freed = asyncio.Event()
         self._start_due_jobs: Any = None
         self._finish_jobs: Any = None
