@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from api.backpressure import QueuedJobsGuard
 from api.context import AppContext
+from api.direct_routes import SearchHubApp
 from api.enqueuer import Enqueuer
 from api.errors import ApiError, UnexpectedErrorMiddleware, api_error_handler, http_exception_handler
 from api.key_cache import KeyCache, RevocationListener
@@ -39,9 +40,14 @@ async def openapi(request: Request) -> Response:
     return JSON(spec())
 
 
-ROUTES = [
+#: The routes that take the load, called directly (api/direct_routes.py).
+INGEST_ROUTES = [
     Route("/v1/documents", documents.post_document, methods=["POST"]),
     Route("/v1/documents/batch", documents.post_batch, methods=["POST"]),
+]
+
+ROUTES = [
+    *INGEST_ROUTES,
     Route("/v1/documents/{document_id}", documents.get_document, methods=["GET"]),
     Route("/v1/documents/{document_id}", documents.delete_document, methods=["DELETE"]),
     Route("/v1/index-jobs", index_jobs.list_jobs, methods=["GET"]),
@@ -99,7 +105,8 @@ def build_app(settings: Settings) -> Starlette:
             await redis.aclose()
             await pool.close()
 
-    return Starlette(
+    return SearchHubApp(
+        direct=INGEST_ROUTES,
         routes=ROUTES,
         middleware=[Middleware(MetricsMiddleware), Middleware(UnexpectedErrorMiddleware)],
         exception_handlers={ApiError: api_error_handler, HTTPException: http_exception_handler},

@@ -111,9 +111,24 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     return error.response()
 
 
-class UnexpectedErrorMiddleware:
-    """Last line: an exception nobody handled becomes a 500 (or a 503 if a store is away) in the
+def unexpected_error(exc: Exception, route: str | None) -> Response:
+    """The response for an exception nobody handled: a 500 (or a 503 if a store is away) in the
     contract's body with a request id; the traceback goes to the log under the same id, once."""
+    request_id = secrets.token_hex(8)
+    if is_unavailable(exc) or isinstance(exc, REDIS_UNAVAILABLE_ERRORS):
+        logger.warning("store_unavailable", request_id=request_id, route=route, error=repr(exc))
+        error: ApiError = Unavailable("a backing store is unavailable; retry shortly")
+    else:
+        logger.opt(exception=exc).error("unhandled_error", request_id=request_id, route=route)
+        error = ApiError(f"internal error; quote request id {request_id} when reporting it")
+    response = error.response()
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+class UnexpectedErrorMiddleware:
+    """Last line: an exception nobody handled becomes ``unexpected_error``'s response, unless the
+    response had started (then it is only logged, and the server closes the connection)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -133,16 +148,6 @@ class UnexpectedErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            request_id = secrets.token_hex(8)
-            route = getattr(scope.get("route"), "path", scope.get("path"))
-            if is_unavailable(exc) or isinstance(exc, REDIS_UNAVAILABLE_ERRORS):
-                logger.warning("store_unavailable", request_id=request_id, route=route, error=repr(exc))
-                error: ApiError = Unavailable("a backing store is unavailable; retry shortly")
-            else:
-                logger.opt(exception=exc).error("unhandled_error", request_id=request_id, route=route)
-                error = ApiError(f"internal error; quote request id {request_id} when reporting it")
-            if started:
-                return  # Nothing sensible can be sent now; the server closes the connection.
-            response = error.response()
-            response.headers["X-Request-Id"] = request_id
-            await response(scope, receive, send)
+            response = unexpected_error(exc, getattr(scope.get("route"), "path", scope.get("path")))
+            if not started:
+                await response(scope, receive, send)

@@ -20,24 +20,33 @@ ENQUEUE_FAILURES = Counter(
 )
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        # labels() takes a lock and builds a key on every call; the label sets are few and fixed.
+class RequestMetrics:
+    """REQUESTS and LATENCY by method and route template; labels() takes a lock and builds a key on
+    every call, so the children (few, fixed label sets) are kept."""
+
+    def __init__(self) -> None:
         self._latency: dict[tuple[str, str], Any] = {}
         self._requests: dict[tuple[str, str, str], Any] = {}
 
-    def _observe(self, method: str, route: str, seconds: float) -> None:
+    def observe(self, method: str, route: str, seconds: float) -> None:
         child = self._latency.get((method, route))
         if child is None:
             child = self._latency[(method, route)] = LATENCY.labels(method, route)
         child.observe(seconds)
 
-    def _count(self, method: str, route: str, status: str) -> None:
+    def count(self, method: str, route: str, status: str) -> None:
         child = self._requests.get((method, route, status))
         if child is None:
             child = self._requests[(method, route, status)] = REQUESTS.labels(method, route, status)
         child.inc()
+
+
+HTTP = RequestMetrics()
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,11 +60,11 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self._observe(scope["method"], route, time.perf_counter() - start)
+                HTTP.observe(scope["method"], route, time.perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, timed_send)
         finally:
             # Route templates, not paths, keep label cardinality bounded.
-            self._count(scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status))
+            HTTP.count(scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status))

@@ -30,6 +30,24 @@ async def test_metrics_count_requests_by_route_template(
     assert "00000000-0000" not in text
 
 
+async def test_metrics_count_the_directly_called_ingest_routes_by_status(
+    tenant: Tenant, app_client: httpx.AsyncClient
+) -> None:
+    def posts(text: str, status: str) -> float:
+        label = f'searchhub_http_requests_total{{method="POST",route="/v1/documents",status="{status}"}} '
+        line = next((x for x in text.splitlines() if x.startswith(label)), label + "0")
+        return float(line.rsplit(" ", 1)[1])
+
+    before = (await app_client.get("/metrics")).text
+    assert (await tenant.post("/v1/documents", {"content": "counted"})).status_code == 202
+    assert (await tenant.post("/v1/documents", {"title": "no content"})).status_code == 422
+
+    after = (await app_client.get("/metrics")).text
+    assert posts(after, "202") == posts(before, "202") + 1
+    assert posts(after, "422") == posts(before, "422") + 1
+    assert 'searchhub_http_request_duration_seconds_count{method="POST",route="/v1/documents"}' in after
+
+
 async def test_openapi_documents_every_route_from_the_msgspec_types(app_client: httpx.AsyncClient) -> None:
     spec = (await app_client.get("/openapi.json")).json()
 
