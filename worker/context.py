@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 from loguru import logger
 
 from shared.batching import HeldConnections, TenantBatcher
-from shared.db import tenant_connection
 from shared.schemas import IndexJobPayload
 from shared.settings import Settings
 from worker import transitions
 from worker.leases import Leases
-from worker.metrics import JOBS
+from worker.outcomes import hand_back
 
 #: Groups in flight per batcher: one runs while the next gathers. With two, a delivery arriving
 #: while one statement runs took the idle flusher at once, alone: groups of 3 to 4 jobs instead of
@@ -100,17 +100,7 @@ class WorkerContext:
 
     async def _hand_back(self, payload: IndexJobPayload, attempt: int) -> None:
         log = logger.bind(tenant_id=str(payload.tenant_id), job_id=str(payload.job_id))
-        try:
-            async with tenant_connection(self.pool, payload.tenant_id) as conn:
-                result = await transitions.requeue(conn, payload.job_id, attempt, None, give_back=True)
-        except Exception as exc:
-            JOBS.labels("lease_lost").inc()  # its lease runs out, and the reconciler takes it back
-            log.warning("job_lease_lost", attempt=attempt, error=repr(exc))
-            return
-        outcomes = {transitions.Requeue.REQUEUED: "handed_back", transitions.Requeue.SUPERSEDED: "superseded"}
-        outcome = outcomes.get(result, "lease_lost")
-        JOBS.labels(outcome).inc()
-        log.info(f"job_{outcome}", attempt=attempt, before_work=True)
+        await hand_back(self.pool, payload, log, attempt, time.perf_counter(), before_work=True)
 
     async def close(self) -> None:
         """Waits for the statements in flight and the hand-backs, and stops renewing leases."""

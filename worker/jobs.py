@@ -3,7 +3,7 @@
 arq delivers at least once and counts every start as a try, so the job's real state lives in
 PostgreSQL: each delivery claims the job with a filtered UPDATE, does the work, and ends it with
 another; deliveries that arrive together share those statements (worker/context.py). The end of
-every attempt is logged and counted in exactly one place, ``_record``.
+every attempt is logged and counted in exactly one place, ``outcomes.record``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from shared.db import is_unavailable, tenant_connection
 from shared.schemas import IndexJobPayload
 from worker import pipeline, transitions
 from worker.context import CTX_KEY, WorkerContext
-from worker.metrics import JOB_DURATION, JOBS
-
-#: Outcomes of an attempt: the label of searchhub_jobs_total and the log event.
-INDEXED, FAILED, RETRY, SUPERSEDED, HANDED_BACK, LOST, DB_AWAY = (
-    "indexed", "failed", "retry_scheduled", "superseded", "handed_back", "lease_lost", "database_unavailable",
-)  # fmt: skip
+from worker.outcomes import DB_AWAY, FAILED, INDEXED, LOST, RETRY, SUPERSEDED, describe, hand_back, record
 
 
 class JobTimedOut(Exception):
@@ -35,19 +30,6 @@ class JobTimedOut(Exception):
 def backoff_s(base_s: float, attempt: int) -> float:
     """Waits of base, 2·base, 4·base … after attempts 1, 2, 3 …"""
     return base_s * 2 ** (attempt - 1)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _record(log: Any, outcome: str, started: float, attempt: int, **fields: Any) -> None:
-    elapsed = time.perf_counter() - started
-    JOBS.labels(outcome).inc()
-    JOB_DURATION.labels(outcome).observe(elapsed)
-    level = "WARNING" if outcome in (FAILED, SUPERSEDED, LOST, DB_AWAY) else "INFO"
-    log.log(level, f"job_{outcome}", attempt=attempt, duration_ms=round(elapsed * 1000, 1), **fields)
 
 
 async def index_document(ctx: dict[str, Any], raw: Any) -> None:
@@ -71,7 +53,7 @@ async def index_document(ctx: dict[str, Any], raw: Any) -> None:
             backoff_s(max(settings.retry_backoff_s, 0.5), ctx.get("job_try", 1)), settings.processing_lease_s
         )
         if app.database.begin():
-            logger.warning("database_unavailable", error=_describe(exc))
+            logger.warning("database_unavailable", error=describe(exc))
         log.debug("claim_deferred_database_unavailable", retry_in_s=defer)
         raise Retry(defer=defer) from exc
     if app.database.end():
@@ -107,12 +89,12 @@ async def _attempt(
             async with tenant_connection(app.pool, payload.tenant_id) as conn:
                 completed = await transitions.complete(conn, job_id, attempt, entry)
         if completed:
-            _record(log, INDEXED, started, attempt, version=source.version)
+            record(log, INDEXED, started, attempt, version=source.version)
         else:
-            _record(log, LOST, started, attempt)
+            record(log, LOST, started, attempt)
     except asyncio.CancelledError:
         # The worker is stopping: hand the job back undone, without spending an attempt.
-        await asyncio.shield(_hand_back(app, payload, log, attempt, started))
+        await asyncio.shield(hand_back(app.pool, payload, log, attempt, started))
         raise
     except Exception as exc:
         if is_unavailable(exc):
@@ -120,7 +102,7 @@ async def _attempt(
             return
         try:
             if isinstance(exc, pipeline.PermanentError):
-                await _fail(app, payload, log, attempt, started, _describe(exc))
+                await _fail(app, payload, log, attempt, started, describe(exc))
             else:
                 await _retry_or_fail(app, payload, log, attempt, started, exc)
         except Exception as again:
@@ -135,13 +117,13 @@ async def _fail(
 ) -> None:
     async with tenant_connection(app.pool, payload.tenant_id) as conn:
         ended = await transitions.fail(conn, payload.job_id, attempt, error)
-    _record(log, FAILED if ended else LOST, started, attempt, error=error)
+    record(log, FAILED if ended else LOST, started, attempt, error=error)
 
 
 async def _retry_or_fail(
     app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float, exc: Exception
 ) -> None:
-    error = _describe(exc)
+    error = describe(exc)
     settings = app.settings
     if attempt >= settings.job_max_attempts:
         await _fail(app, payload, log, attempt, started, error)
@@ -149,7 +131,7 @@ async def _retry_or_fail(
     async with tenant_connection(app.pool, payload.tenant_id) as conn:
         result = await transitions.requeue(conn, payload.job_id, attempt, error, give_back=False)
     if result is not transitions.Requeue.REQUEUED:
-        _record(
+        record(
             log,
             SUPERSEDED if result is transitions.Requeue.SUPERSEDED else LOST,
             started,
@@ -158,7 +140,7 @@ async def _retry_or_fail(
         )
         return
     defer = backoff_s(settings.retry_backoff_s, attempt)
-    _record(log, RETRY, started, attempt, error=error, retry_in_s=defer)
+    record(log, RETRY, started, attempt, error=error, retry_in_s=defer)
     raise Retry(defer=defer) from exc
 
 
@@ -170,7 +152,7 @@ async def _hand_back_after_outage(
     answers, and let arq deliver it again. If the database stays away longer than the lease, the
     reconciler takes the job back instead once it returns (and then the attempt counts)."""
     settings = app.settings
-    error = _describe(exc)
+    error = describe(exc)
     deadline = time.monotonic() + settings.processing_lease_s
     delay = 0.1
     while True:
@@ -181,26 +163,12 @@ async def _hand_back_after_outage(
             break
         except Exception as again:
             if not is_unavailable(again) or time.monotonic() + delay > deadline:
-                _record(log, DB_AWAY, started, attempt, error=error)
+                record(log, DB_AWAY, started, attempt, error=error)
                 raise Retry(defer=settings.processing_lease_s) from exc
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
     if result is transitions.Requeue.REQUEUED:
-        _record(log, DB_AWAY, started, attempt, error=error, handed_back=True)
+        record(log, DB_AWAY, started, attempt, error=error, handed_back=True)
         raise Retry(defer=max(settings.retry_backoff_s, 0.1)) from exc
     outcome = SUPERSEDED if result is transitions.Requeue.SUPERSEDED else LOST
-    _record(log, outcome, started, attempt, error=error)
-
-
-async def _hand_back(
-    app: WorkerContext, payload: IndexJobPayload, log: Any, attempt: int, started: float
-) -> None:
-    try:
-        async with tenant_connection(app.pool, payload.tenant_id) as conn:
-            result = await transitions.requeue(conn, payload.job_id, attempt, None, give_back=True)
-    except Exception as exc:
-        # The lease will run out and the reconciler takes the job back.
-        _record(log, LOST, started, attempt, error=_describe(exc))
-        return
-    outcome = {transitions.Requeue.REQUEUED: HANDED_BACK, transitions.Requeue.SUPERSEDED: SUPERSEDED}
-    _record(log, outcome.get(result, LOST), started, attempt)
+    record(log, outcome, started, attempt, error=error)
