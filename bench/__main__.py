@@ -81,6 +81,14 @@ def _fmt(value: Any, digits: int = 0) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _pipeline_row(label: str, run: dict[str, Any], c: dict[str, Any] | None) -> str:
+    ratio = f"/ C = {run['docs_per_s'] / c['jobs_per_s']:.2f}" if c and c["jobs_per_s"] else ""
+    return (
+        f"{label:<44} {_fmt(run['docs_per_s']):>14} "
+        f"{'':>8} {'':>8}  indexed {run['indexed']}, failed {run['failed']} {ratio}"
+    )
+
+
 def table(results: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
@@ -115,23 +123,14 @@ def table(results: dict[str, Any]) -> str:
     if "pipeline" in results:
         p = results["pipeline"]
         for w in (1, 2):
-            run, c = p.get(f"workers_{w}"), p.get(f"ceiling_c_{w}")
+            run, c, moves = p.get(f"workers_{w}"), p.get(f"ceiling_c_{w}"), p.get(f"transitions_{w}")
             if run:
-                ratio = f"/ C = {run['docs_per_s'] / c['jobs_per_s']:.2f}" if c and c["jobs_per_s"] else ""
                 docs = f"{run['documents'] // 1000}k docs"
-                add(
-                    f"{f'3. pipeline {w} worker(s), {docs} (docs/s)':<44} {_fmt(run['docs_per_s']):>14} "
-                    f"{'':>8} {'':>8}  indexed {run['indexed']}, failed {run['failed']} {ratio}"
-                )
+                add(_pipeline_row(f"3. pipeline {w} worker(s), {docs} (docs/s)", run, c))
             if c:
                 add(f"{f'   ceiling C: bare arq no-op jobs, {w} proc':<44} {_fmt(c['jobs_per_s']):>14}")
-            moves = p.get(f"transitions_{w}")
             if moves:
-                ratio = f"/ C = {moves['docs_per_s'] / c['jobs_per_s']:.2f}" if c and c["jobs_per_s"] else ""
-                add(
-                    f"{f'   transitions only, {w} worker(s)':<44} {_fmt(moves['docs_per_s']):>14} "
-                    f"{'':>8} {'':>8}  indexed {moves['indexed']}, failed {moves['failed']} {ratio}"
-                )
+                add(_pipeline_row(f"   transitions only, {w} worker(s)", moves, c))
     if "latency" in results:
         lt = results["latency"]
         add(

@@ -27,9 +27,7 @@ async def _wait_indexed(database_url: str, n: int, workers: list[Process], timeo
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            done = await conn.fetchval(
-                "SELECT count(*) FROM index_jobs WHERE status IN ('indexed', 'failed')"
-            )
+            done = await conn.fetchval(ENDED)
             if done >= n:
                 return
             for w in workers:
